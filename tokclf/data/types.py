@@ -1,0 +1,51 @@
+"""The normalised form every reader produces, and that validation, tokenization and training use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Column names inside a normalised DatasetDict (whatever the user's columns were called).
+TOKENS = "tokens"
+TAGS = "tags"
+# 1-based line (column files, JSONL) or row (CSV, Parquet, HF datasets: 1-based record index)
+# where the sentence starts in its source, so every problem can name its place.
+LINE = "line"
+# 0-based document index inside the split (CoNLL -DOCSTART- boundaries); 0 when the format has none.
+DOCUMENT = "document"
+
+
+@dataclass
+class LabelledData:
+    """Sentences of words with integer tags, per split, plus what is known about the labels.
+
+    splits: split name -> datasets.Dataset with columns TOKENS (list[str]), TAGS (list[int]),
+        LINE (int), DOCUMENT (int).
+    label_names: index -> name, or None when tags are integers with no names (token-level
+        metrics only).
+    sources: split name -> human-readable origin (file path, "hub:<id>[<split>]", ...), used in
+        error messages as "<source>, line N" / "<source>, row N".
+    unit: "line" or "row": how LINE is read in messages for each split.
+    label_origin: how names were found: "classlabel", "strings", "user", "none".
+    """
+
+    splits: dict[str, Any]
+    label_names: list[str] | None
+    sources: dict[str, str]
+    units: dict[str, str]
+    label_origin: str = "none"
+    notes: list[str] = field(default_factory=list)
+
+    def where(self, split: str, line: int) -> str:
+        return f"{self.sources.get(split, split)}, {self.units.get(split, 'row')} {line}"
+
+    @property
+    def num_labels(self) -> int:
+        if self.label_names is not None:
+            return len(self.label_names)
+        top = -1
+        for ds in self.splits.values():
+            for tags in ds[TAGS]:
+                if tags:
+                    top = max(top, max(tags))
+        return top + 1

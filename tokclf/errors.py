@@ -1,0 +1,59 @@
+"""Errors users see. Each says what went wrong, where (file, row/line, key) and how to fix it.
+
+Modelled on spaCy's errors.py: one exception family, messages built in one place, so the CLI can
+print them without a traceback and exit non-zero.
+"""
+
+from __future__ import annotations
+
+
+class TokclfError(Exception):
+    """Base class for every error tokclf raises on purpose (bad input, bad params, bad env)."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
+        self.what = what
+        self.where = where
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        parts = []
+        if self.where:
+            parts.append(f"{self.where}: {self.what}")
+        else:
+            parts.append(self.what)
+        if self.fix:
+            parts.append(f"  How to fix: {self.fix}")
+        return "\n".join(parts)
+
+
+class ParamsError(TokclfError):
+    """Invalid or contradictory parameters (unknown key, impossible combination)."""
+
+
+class DataError(TokclfError):
+    """Input data that cannot be read or does not make sense (malformed file, missing column)."""
+
+
+class ValidationFailed(TokclfError):
+    """Data validation found hard errors; `problems` holds each one (file, row/line, message)."""
+
+    def __init__(self, problems: list[str], *, report_path: str | None = None) -> None:
+        self.problems = problems
+        self.report_path = report_path
+        shown = "\n".join(f"  - {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(
+            f"data validation failed with {len(problems)} error(s):\n{shown}{more}",
+            fix="correct the rows named above (or run `tokclf validate` to see the full report).",
+        )
+
+
+class EnvironmentProblem(TokclfError):
+    """The machine cannot do what was asked (fp16 without a GPU, a slow tokenizer, ...)."""
+
+
+class NotYetSupported(TokclfError):
+    """A documented option whose implementation has not landed yet; never silently ignored."""

@@ -1,0 +1,217 @@
+"""Training parameters: the AutoTrain token-classification spec, checked at load time.
+
+Every spec parameter keeps its name and default. A handful of additions (marked "tokclf:") cover
+what the spec leaves implicit: test split, label names for integer tags, windowing stride, CoNLL
+column choice, the subword label strategy and BIO repair.
+
+Two spec options no longer exist upstream in transformers 5 and are mapped (see
+`tokclf.trainer.training_arguments`):
+- `optimizer="adamw_hf"`: transformers' own AdamW was removed; it is mapped to `adamw_torch`
+  (the same decoupled-weight-decay update, torch's implementation).
+- `warmup_ratio`: the TrainingArguments field is gone; a float `warmup_steps` < 1 is read as a
+  ratio by transformers 5, so the ratio is passed there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from tokclf.errors import ParamsError
+
+# Keys never written to disk or logs (see `public_dict`).
+SECRET_KEYS = frozenset({"token"})
+
+
+class TokenClassificationParams(BaseModel):
+    """All parameters of one training run. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    # --- required / data -------------------------------------------------------------------------
+    data_path: str = Field(description="Training data: a file, a folder, a saved HF dataset or a Hub dataset id.")
+    model: str = Field(default="bert-base-uncased", description="Model name (Hub id) or local path.")
+    project_name: str = Field(description="Output directory for the trained model.")
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    train_split: str = "train"
+    valid_split: str | None = None
+    max_samples: int | None = Field(default=None, ge=1, description="Keep at most this many sentences per split.")
+
+    # tokclf: data additions
+    test_split: str | None = Field(default="test", description="Scored after training when the data has it.")
+    label_names: list[str] | str | None = Field(
+        default=None, description="Names for integer tags: a list, a comma-separated string or a file with one per line."
+    )
+    conll_token_column: int = Field(default=0, description="CoNLL column files: 0-based token column.")
+    conll_tag_column: int = Field(default=-1, description="CoNLL column files: 0-based tag column (-1 = last).")
+    conllu_tag: Literal["upos", "xpos"] = Field(default="upos", description="CoNLL-U: which column is the tag.")
+    repair_bio: bool = Field(default=False, description="Rewrite stray I-X tags to IOB2 (B-X) instead of only reporting them.")
+    validation_split_ratio: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Carve this share of train into a validation split when the data has none (seeded).",
+    )
+
+    # --- training -------------------------------------------------------------------------------
+    lr: float = Field(default=5e-5, gt=0)
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    max_seq_length: int = Field(default=128, ge=8)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    gradient_accumulation: int = Field(default=1, ge=1)
+    optimizer: Literal["adamw_torch", "adamw_hf", "sgd", "adafactor"] = "adamw_torch"
+    scheduler: Literal["linear", "cosine", "constant", "polynomial"] = "linear"
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, ge=0)
+    seed: int = 42
+
+    # tokclf: tokenization additions
+    stride: int = Field(default=32, ge=0, description="Overlap in subword tokens between windows of long sentences.")
+    subword_labels: Literal["all", "first"] = Field(
+        default="first",
+        description="'first': label the first subword of each word (-100 on the rest); "
+        "'all': every subword gets its word's tag (B-X continuation pieces get I-X).",
+    )
+
+    # --- performance -----------------------------------------------------------------------------
+    mixed_precision: Literal["fp16", "bf16"] | None = None
+    auto_find_batch_size: bool = False
+    logging_steps: int = Field(default=-1, description="-1 = auto (about 5 logs per epoch).")
+    eval_strategy: Literal["no", "steps", "epoch"] = "epoch"
+    eval_steps: int | None = Field(default=None, ge=1, description="With eval_strategy=steps; default logging_steps.")
+
+    # --- early stopping ---------------------------------------------------------------------------
+    early_stopping_patience: int = Field(default=5, ge=0)
+    early_stopping_threshold: float = Field(default=0.01, ge=0)
+
+    # --- hub ---------------------------------------------------------------------------------------
+    push_to_hub: bool = False
+    username: str | None = None
+    token: SecretStr | None = Field(default=None, repr=False)
+    save_total_limit: int = Field(default=1, ge=1)
+
+    # --- logging -----------------------------------------------------------------------------------
+    log: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _none_string(cls, v: Any) -> Any:
+        # YAML and CLI users write "none"/"no"; the spec's None means full precision.
+        if isinstance(v, str) and v.strip().lower() in {"none", "no", "null", "fp32", ""}:
+            return None
+        return v
+
+    @field_validator("label_names", mode="before")
+    @classmethod
+    def _split_label_names(cls, v: Any) -> Any:
+        if isinstance(v, str) and "," in v:
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("logging_steps")
+    @classmethod
+    def _logging_steps(cls, v: int) -> int:
+        if v == -1 or v >= 1:
+            return v
+        raise ValueError("must be -1 (auto) or a positive number of steps")
+
+    @model_validator(mode="after")
+    def _combinations(self) -> TokenClassificationParams:
+        if self.valid_split is not None and self.valid_split == self.train_split:
+            raise ValueError(f"valid_split and train_split are both {self.train_split!r}; use two different splits")
+        if self.valid_split is not None and self.validation_split_ratio is not None:
+            raise ValueError("valid_split and validation_split_ratio both set: use an existing split or carve one, not both")
+        if self.stride * 2 >= self.max_seq_length - 2:
+            raise ValueError(
+                f"stride={self.stride} must be less than half of max_seq_length={self.max_seq_length} (minus special tokens)"
+            )
+        explicit = self.model_fields_set
+        if self.eval_strategy == "no" and "early_stopping_patience" in explicit and self.early_stopping_patience > 0:
+            raise ValueError(
+                "early_stopping_patience needs evaluation, but eval_strategy='no': "
+                "set eval_strategy to 'epoch' or 'steps', or early_stopping_patience=0"
+            )
+        if self.push_to_hub and not self.username:
+            raise ValueError("push_to_hub=True needs username (the Hub user or organisation to push to)")
+        return self
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def has_validation(self) -> bool:
+        return self.valid_split is not None or self.validation_split_ratio is not None
+
+    def public_dict(self) -> dict[str, Any]:
+        """Parameters safe to write (training_params.json, cards, logs): the token is dropped."""
+        return self.model_dump(mode="json", exclude=set(SECRET_KEYS))
+
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token is not None else None
+
+
+def params_from_mapping(data: dict[str, Any], *, source: str = "parameters") -> TokenClassificationParams:
+    """Build params, turning pydantic's errors into one message that names each bad key."""
+    try:
+        return TokenClassificationParams(**data)
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc), where=source, fix=_FIX) from None
+
+
+_FIX = "see `tokclf train --help` or the Parameters section of the README for names and allowed values."
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(parameters)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown parameter"
+        elif err["type"] == "missing":
+            msg = "required parameter is missing"
+        lines.append(f"{key}: {msg}" if err["loc"] else msg)
+    return "invalid parameters:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+# Top-level sections a shared params.yaml may group keys under (DVC stages read the same file).
+# Keys inside them are flattened; a key present in two sections is an error.
+def flatten_config(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
+    fields = TokenClassificationParams.model_fields
+    flat: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for key, value in raw.items():
+        if key not in fields and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                if sub in flat:
+                    raise ParamsError(
+                        f"parameter {sub!r} is set twice ({origin[sub]} and {key}.{sub})",
+                        where=source, fix="keep one of them.",
+                    )
+                flat[sub] = sub_value
+                origin[sub] = f"{key}.{sub}"
+        else:
+            if key in flat:
+                raise ParamsError(f"parameter {key!r} is set twice ({origin[key]} and {key})", where=source, fix="keep one of them.")
+            flat[key] = value
+            origin[key] = key
+    return flat
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config into a flat key -> value mapping (not yet validated)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ParamsError(f"config file not found: {p}", fix="pass the path of a YAML file with parameters.")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}, line {mark.line + 1}" if mark is not None else str(p)
+        raise ParamsError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where, fix="fix the YAML syntax.") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"not UTF-8 text (byte {exc.start})", where=str(p), fix="save the file as UTF-8.") from None
+    if not isinstance(raw, dict):
+        raise ParamsError("expected a mapping of parameter names to values", where=str(p), fix="write `key: value` lines.")
+    return flatten_config(raw, source=str(p))
