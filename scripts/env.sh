@@ -1,0 +1,8 @@
+# Environment for every tokclf entry point: offline Hub, no telemetry, quiet tokenizers.
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+export HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
+export TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
+export HF_HUB_DISABLE_TELEMETRY=1
+export DO_NOT_TRACK=1
+export WANDB_MODE=${WANDB_MODE:-offline}
+export TOKENIZERS_PARALLELISM=false

@@ -1,0 +1,48 @@
+"""tokclf: fine-tune transformer models for token classification (NER, POS, chunking, slots).
+
+The public API is imported lazily so that `tokclf --help` and `import tokclf` stay fast: torch and
+transformers load only when a function that needs them runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TokenClassificationParams",
+    "train",
+    "evaluate",
+    "validate",
+    "load_labelled_data",
+    "TokclfError",
+    "__version__",
+]
+
+_LAZY = {
+    "TokenClassificationParams": ("tokclf.params", "TokenClassificationParams"),
+    "train": ("tokclf.trainer", "train"),
+    "evaluate": ("tokclf.api", "evaluate"),
+    "validate": ("tokclf.api", "validate"),
+    "load_labelled_data": ("tokclf.data.ingest", "load_labelled_data"),
+    "TokclfError": ("tokclf.errors", "TokclfError"),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tokclf.api import evaluate, validate
+    from tokclf.data.ingest import load_labelled_data
+    from tokclf.errors import TokclfError
+    from tokclf.params import TokenClassificationParams
+    from tokclf.trainer import train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tokclf' has no attribute {name!r}")

@@ -1,0 +1,108 @@
+"""Word tags -> subword labels, the way transformers' run_ner.py `tokenize_and_align_labels` does.
+
+`align_labels` is the readable per-sequence rule (and the reference in tests);
+`align_labels_flat` is the same rule on numpy arrays for a whole split at once, used by
+`tokclf.features` because a Python loop per piece is the slow part of tokenizing large corpora.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# Label id the loss ignores (torch.nn.CrossEntropyLoss ignore_index, transformers' collators pad with it).
+IGNORE = -100
+
+STRATEGIES = ("first", "all")
+
+
+def build_continuation_map(label_names: Sequence[str] | None) -> dict[int, int]:
+    """B-X id -> I-X id for every type that has both; empty without names.
+
+    With strategy "all", a word tagged B-X that splits into several pieces must not label its
+    later pieces B-X too: that would teach the model to start a new entity inside a word.
+    """
+    if not label_names:
+        return {}
+    index = {name: i for i, name in enumerate(label_names)}
+    out: dict[int, int] = {}
+    for name, i in index.items():
+        if name.startswith("B-"):
+            inside = index.get("I-" + name[2:])
+            if inside is not None:
+                out[i] = inside
+    return out
+
+
+def align_labels(
+    word_ids: Sequence[int | None], word_tags: Sequence[int], strategy: str, continuation: dict[int, int]
+) -> list[int]:
+    """One label per piece: `word_ids[j]` is the word of piece j (None or a negative id for special tokens).
+
+    "first": the first piece of each word carries the word's tag, later pieces IGNORE.
+    "all": every piece carries its word's tag, except that the later pieces of a B-X word get
+    `continuation[B-X]` (I-X) so the entity stays one entity.
+    Special tokens always get IGNORE. A word is "continued" when the previous piece has the same
+    word id, so a word cut by a window edge starts afresh in the next window.
+    """
+    _check_strategy(strategy)
+    labels: list[int] = []
+    previous: int | None = None
+    for wid in word_ids:
+        if wid is None or wid < 0:
+            labels.append(IGNORE)
+            previous = None
+            continue
+        tag = word_tags[wid]
+        if wid != previous:
+            labels.append(tag)
+        elif strategy == "first":
+            labels.append(IGNORE)
+        else:
+            labels.append(continuation.get(tag, tag))
+        previous = wid
+    return labels
+
+
+def align_labels_flat(
+    word_ids: np.ndarray,
+    piece_tags: np.ndarray,
+    sequence_start: np.ndarray,
+    strategy: str,
+    continuation: dict[int, int],
+) -> np.ndarray:
+    """`align_labels` over many sequences concatenated, vectorised.
+
+    word_ids: word of each piece (-1 for special tokens), all sequences one after the other.
+    piece_tags: the tag of each piece's word (any value where word_ids is -1).
+    sequence_start: True where a new sequence begins (so a word id repeated across the boundary
+        of two sequences is a first piece again).
+    Returns int64 labels, same length.
+    """
+    _check_strategy(strategy)
+    word_ids = np.asarray(word_ids)
+    labels = np.asarray(piece_tags, dtype=np.int64).copy()
+    special = word_ids < 0
+    previous = np.empty_like(word_ids)
+    previous[0:1] = -1
+    previous[1:] = word_ids[:-1]
+    later = (word_ids == previous) & ~np.asarray(sequence_start, dtype=bool) & ~special
+    if strategy == "first":
+        labels[later] = IGNORE
+    elif continuation:
+        # Lookup table id -> id (identity except B-X -> I-X); tags outside it are left alone.
+        lut = np.arange(max(continuation) + 1, dtype=np.int64)
+        for b, i in continuation.items():
+            lut[b] = i
+        idx = np.flatnonzero(later)
+        tags = labels[idx]
+        mapped = (tags >= 0) & (tags < lut.size)
+        labels[idx[mapped]] = lut[tags[mapped]]
+    labels[special] = IGNORE
+    return labels
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"subword label strategy must be one of {STRATEGIES}, got {strategy!r}")

@@ -1,0 +1,1 @@
+"""Readers that turn any supported source into normalised sentences (see types.LabelledData)."""

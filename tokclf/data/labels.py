@@ -1,0 +1,209 @@
+"""Tags as read (`RawSplit`), and how they become integer ids plus label names.
+
+Every reader returns a `RawSplit`: plain Python lists, tags still as the source wrote them
+(ints, strings, or ints with ClassLabel names). `resolve_labels` then decides the label names
+once, over all splits, so ids mean the same thing in train, validation and test:
+
+1. A ClassLabel feature (Sequence(ClassLabel) in a HF dataset) wins: its names are the truth.
+2. String tags: the user's `label_names` if given (order = ids), else the set seen in the data,
+   "O" first then sorted, train's labels first and labels only other splits have appended after
+   them (so adding a test file never renumbers train's labels).
+3. Integer tags: the user's `label_names` if given, else no names (token-level metrics only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokclf.errors import DataError
+
+OUTSIDE = "O"
+
+
+@dataclass
+class RawSplit:
+    """One split as read: sentences of words with their tags, before ids are assigned.
+
+    lines: 1-based line/row where each sentence starts (see `unit`); documents: 0-based index.
+    label_names: names from a ClassLabel feature, when the source had one.
+    """
+
+    tokens: list[list[str]]
+    tags: list[list[Any]]
+    lines: list[int]
+    documents: list[int]
+    source: str
+    unit: str
+    label_names: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def where(self, index: int) -> str:
+        return f"{self.source}, {self.unit} {self.lines[index]}"
+
+    def head(self, n: int | None) -> RawSplit:
+        """The first n sentences (all of them when n is None)."""
+        if n is None or n >= len(self.tokens):
+            return self
+        return RawSplit(
+            self.tokens[:n], self.tags[:n], self.lines[:n], self.documents[:n],
+            self.source, self.unit, self.label_names, list(self.notes),
+        )
+
+
+@dataclass
+class LabelPlan:
+    names: list[str] | None
+    origin: str  # "classlabel" | "strings" | "user" | "none"
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_label_names(value: list[str] | str | None) -> list[str] | None:
+    """User label names: a list, a comma-separated string, or a file with one name per line."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        path = Path(value).expanduser()
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"label names file is not UTF-8 text (byte {exc.start})", where=str(path),
+                                fix="save the file as UTF-8.") from None
+            names = [line.strip() for line in text.splitlines() if line.strip()]
+            source = str(path)
+        elif "," in value:
+            names = [part.strip() for part in value.split(",") if part.strip()]
+            source = "label_names"
+        else:
+            raise DataError(
+                f"label_names={value!r} is neither an existing file nor a comma-separated list",
+                fix="pass a list of names, a string like 'O,B-PER,I-PER', or the path of a file with one name per line.",
+            )
+    else:
+        names = [str(n).strip() for n in value]
+        source = "label_names"
+    if not names:
+        raise DataError("label_names is empty", where=source, fix="give one name per tag id, in id order.")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DataError(f"label_names lists {', '.join(dupes)} more than once", where=source,
+                        fix="each name must appear once; its position is its id.")
+    return names
+
+
+def order_labels(labels: Iterable[str]) -> list[str]:
+    """Deterministic label order: "O" first (id 0, as most NER datasets have it), then sorted."""
+    unique = set(labels)
+    head = [OUTSIDE] if OUTSIDE in unique else []
+    return head + sorted(unique - {OUTSIDE})
+
+
+def tag_kind(split: RawSplit) -> str:
+    """"int", "str" or "none" (no tags at all); a split mixing both is an error naming the place."""
+    kind: str | None = None
+    for i, tags in enumerate(split.tags):
+        for tag in tags:
+            this = "str" if isinstance(tag, str) else "int"
+            if kind is None:
+                kind, first = this, i
+            elif this != kind:
+                raise DataError(
+                    f"tags mix integers and strings: {split.where(first)} has {kind} tags, this sentence has {this} tags",
+                    where=split.where(i), fix="use one kind of tag throughout (all names like 'B-PER', or all ids).",
+                )
+    return kind or "none"
+
+
+def _map_strings(split: RawSplit, index: dict[str, int], names_from: str) -> list[list[int]]:
+    try:
+        return [[index[t] for t in tags] for tags in split.tags]
+    except KeyError:
+        pass  # find the place only on the slow path
+    for i, tags in enumerate(split.tags):
+        for w, tag in enumerate(tags, 1):
+            if tag not in index:
+                raise DataError(
+                    f"tag {tag!r} (word {w}) is not one of the label names from {names_from} ({', '.join(index)})",
+                    where=split.where(i), fix="add it to label_names, or correct the tag.",
+                )
+    raise AssertionError("unreachable")
+
+
+def _remap_ids(split: RawSplit, names: list[str]) -> list[list[int]]:
+    """Ids under this split's own ClassLabel names -> ids under `names` (matched by name)."""
+    assert split.label_names is not None
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in split.label_names if n not in index]
+    if missing:
+        raise DataError(
+            f"its ClassLabel names include {', '.join(missing)}, which the train split's ClassLabel does not have",
+            where=split.source, fix="give every split the same ClassLabel feature (cast_column).",
+        )
+    table = [index[n] for n in split.label_names]
+    return [[table[t] if 0 <= t < len(table) else t for t in tags] for tags in split.tags]
+
+
+def resolve_labels(
+    raws: dict[str, RawSplit], train_split: str, user_names: list[str] | None
+) -> tuple[dict[str, list[list[int]]], LabelPlan]:
+    """Integer tags for every split, and the names behind them (see module docstring)."""
+    kinds = {name: tag_kind(raw) for name, raw in raws.items()}
+    order = [train_split] + [s for s in raws if s != train_split]
+    notes: list[str] = []
+
+    with_classlabel = [s for s in order if raws[s].label_names is not None]
+    if with_classlabel:
+        names = list(raws[with_classlabel[0]].label_names or [])
+        if user_names is not None and user_names != names:
+            notes.append("label_names ignored: the dataset's ClassLabel feature names its labels.")
+        index = {n: i for i, n in enumerate(names)}
+        out: dict[str, list[list[int]]] = {}
+        for s in order:
+            raw = raws[s]
+            if kinds[s] == "str":
+                out[s] = _map_strings(raw, index, "the ClassLabel feature")
+            elif raw.label_names is not None and raw.label_names != names:
+                out[s] = _remap_ids(raw, names)
+            else:
+                out[s] = [list(t) for t in raw.tags]
+        return out, LabelPlan(names, "classlabel", notes)
+
+    str_splits = [s for s in order if kinds[s] == "str"]
+    int_splits = [s for s in order if kinds[s] == "int"]
+    if str_splits and int_splits:
+        raise DataError(
+            f"split {str_splits[0]!r} has string tags but split {int_splits[0]!r} has integer ids",
+            where=f"{raws[str_splits[0]].source} / {raws[int_splits[0]].source}",
+            fix="use the same kind of tag in every split.",
+        )
+
+    if str_splits:
+        if user_names is not None:
+            names, origin, source = list(user_names), "user", "label_names"
+        else:
+            names = []
+            for s in order:  # train first: its ids never depend on what the other splits hold
+                seen = {t for tags in raws[s].tags for t in tags}
+                names += order_labels(seen - set(names))
+            origin, source = "strings", "the data"
+        index = {n: i for i, n in enumerate(names)}
+        return {s: _map_strings(raws[s], index, source) for s in order}, LabelPlan(names, origin, notes)
+
+    ids = {s: [list(t) for t in raws[s].tags] for s in order}
+    if user_names is not None:
+        return ids, LabelPlan(list(user_names), "user", notes)
+    notes.append(
+        "integer tags without label names: training works, but only token-level metrics are possible; "
+        "entity-level (seqeval) metrics need label names (set label_names, e.g. 'O,B-PER,I-PER')."
+    )
+    return ids, LabelPlan(None, "none", notes)
+
+
+def is_sequence_of(value: Any, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(v, kinds) for v in value)

@@ -1,0 +1,237 @@
+"""Readers for one-sentence-per-record files: CSV, JSON, JSON Lines, Parquet.
+
+Each record holds a list of words and a list of tags (ids or names), under `tokens_column` /
+`tags_column`. CSV cells are list literals as the spec shows them ("['John', 'Smith']",
+"[1, 1, 0]"); they are parsed with json first (fast) and ast.literal_eval second (Python quotes).
+
+Places: CSV rows are counted 1-based over data rows (the header is not counted, blank lines are
+skipped), so "row 1" is the first sentence, as pandas and spreadsheets number them; parse errors
+also give the physical line. JSON arrays and Parquet: "row N" is the 1-based record index.
+JSON Lines: "line N" is the physical line.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from tokclf.data.labels import RawSplit
+from tokclf.errors import DataError
+
+LIST_FIX = "write each cell as a list literal, e.g. \"['John', 'Smith']\" and \"[1, 0]\" (or \"['B-PER', 'O']\")."
+
+
+def read_text(path: Path) -> str:
+    """File contents as text; non-UTF-8 bytes and empty files are errors naming the place."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path)) from None
+    try:
+        text = data.decode("utf-8-sig")  # a BOM (Excel's CSV export) is not part of the header
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"not valid UTF-8: byte {exc.start} (0x{data[exc.start]:02x}) cannot be decoded ({exc.reason})",
+            where=f"{path}, line {line}",
+            fix="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`).",
+        ) from None
+    if not text.strip():
+        raise DataError("the file is empty", where=str(path), fix="point data_path at a file with sentences.")
+    return text
+
+
+def missing_column(name: str, which: str, columns: list[str], where: str) -> DataError:
+    return DataError(
+        f"column {name!r} not found; the columns are: {', '.join(map(repr, columns)) or '(none)'}",
+        where=where,
+        fix=f"set {which} to the column holding the {'words' if which == 'tokens_column' else 'tags'}.",
+    )
+
+
+def parse_list_cell(cell: str, *, column: str, where: str) -> list[Any]:
+    """A CSV cell holding a JSON or Python list literal -> the list."""
+    text = cell.strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise DataError(f"column {column!r}: {shown!r} is not a list literal", where=where, fix=LIST_FIX) from None
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list):
+        raise DataError(f"column {column!r}: expected a list, got {type(value).__name__} {text[:40]!r}",
+                        where=where, fix=LIST_FIX)
+    return value
+
+
+def check_record(tokens: Any, tags: Any, *, tokens_column: str, tags_column: str, where: str) -> tuple[list[str], list[Any]]:
+    """Words must be strings and tags ints or strings; lengths may differ (validation reports it)."""
+    for name, value in ((tokens_column, tokens), (tags_column, tags)):
+        if value is None:
+            raise DataError(f"column {name!r} is missing (null) in this record", where=where,
+                            fix="give every record a list, [] for none.")
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise DataError(f"column {name!r} holds {type(value).__name__} {str(value)[:40]!r}, not a list",
+                            where=where, fix="store one list of words and one list of tags per sentence.")
+    tokens, tags = list(tokens), list(tags)
+    for i, tok in enumerate(tokens, 1):
+        if not isinstance(tok, str):
+            raise DataError(f"word {i} in {tokens_column!r} is {type(tok).__name__} {tok!r}, not a string",
+                            where=where, fix="quote every word (\"1996\", not 1996).")
+    for i, tag in enumerate(tags, 1):
+        if isinstance(tag, bool) or not isinstance(tag, (int, str)):
+            raise DataError(f"tag {i} in {tags_column!r} is {type(tag).__name__} {tag!r}; tags must be integer ids or names",
+                            where=where, fix="write tags as ids (0, 1, ...) or names ('O', 'B-PER', ...).")
+    return tokens, tags
+
+
+def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str) -> RawSplit:
+    """(place, record dict) pairs -> RawSplit, checking keys and types."""
+    if not records:
+        raise DataError("no records found", where=str(path), fix="add one record per sentence.")
+    out = RawSplit([], [], [], [], str(path), unit)
+    for place, rec in records:
+        where = f"{path}, {unit} {place}"
+        if not isinstance(rec, dict):
+            raise DataError(f"expected an object with {tokens_column!r} and {tags_column!r}, got {type(rec).__name__}",
+                            where=where, fix='write one object per sentence: {"tokens": [...], "tags": [...]}.')
+        for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+            if name not in rec:
+                raise missing_column(name, which, list(rec), where)
+        tokens, tags = check_record(rec[tokens_column], rec[tags_column], tokens_column=tokens_column,
+                                    tags_column=tags_column, where=where)
+        out.tokens.append(tokens)
+        out.tags.append(tags)
+        out.lines.append(place)
+        out.documents.append(0)
+    return out
+
+
+def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+    text = read_text(path)
+    # strict: a stray quote is an error instead of silently gluing rows together.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    out = RawSplit([], [], [], [], str(path), "row")
+    header: list[str] | None = None
+    row_no = 0
+    last_line = 0
+    while True:
+        start_line = last_line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            place = f"row {row_no + 1} (starting at line {start_line})" if header is not None else f"line {start_line}"
+            raise DataError(f"broken CSV quoting: {exc}", where=f"{path}, {place}",
+                            fix="wrap every cell in double quotes and double any quote inside a cell (\"\").") from None
+        last_line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if header is None:
+            header = [c.strip() for c in row]
+            idx = {}
+            for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+                if name not in header:
+                    raise missing_column(name, which, header, f"{path}, line {start_line} (header)")
+                idx[name] = header.index(name)
+            continue
+        row_no += 1
+        where = f"{path}, row {row_no} (line {start_line})"
+        if len(row) != len(header):
+            raise DataError(
+                f"{len(row)} fields but the header has {len(header)} ({', '.join(header)})", where=where,
+                fix="quote cells that contain commas: \"['a', 'b']\".",
+            )
+        tokens = parse_list_cell(row[idx[tokens_column]], column=tokens_column, where=where)
+        tags = parse_list_cell(row[idx[tags_column]], column=tags_column, where=where)
+        tokens, tags = check_record(tokens, tags, tokens_column=tokens_column, tags_column=tags_column, where=where)
+        out.tokens.append(tokens)
+        out.tags.append(tags)
+        out.lines.append(row_no)
+        out.documents.append(0)
+    if header is None or not out.tokens:
+        raise DataError("no data rows (only a header)" if header else "the file is empty", where=str(path),
+                        fix="add one row per sentence under the header 'tokens,tags'.")
+    return out
+
+
+def _json_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> DataError:
+    return DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", where=f"{path}, line {exc.lineno + line_offset}",
+                     fix="fix the JSON syntax (a JSON array of objects, or one object per line).")
+
+
+def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
+    records = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise _json_error(path, exc, lineno - 1) from None
+    return records
+
+
+def read_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+    text = read_text(path)
+    return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column)
+
+
+def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+    """A JSON array of records, {"<key>": [records]}, columns {"tokens": [...], "tags": [...]}, or JSON lines."""
+    text = read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # several top-level values: JSON Lines saved as .json
+            return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column)
+        raise _json_error(path, exc) from None
+    if isinstance(doc, dict):
+        if tokens_column in doc and isinstance(doc[tokens_column], list):
+            # Columnar: {"tokens": [[...], ...], "tags": [[...], ...]} (pandas orient="list").
+            if tags_column not in doc:
+                raise missing_column(tags_column, "tags_column", list(doc), str(path))
+            toks, tags = doc[tokens_column], doc[tags_column]
+            if not isinstance(tags, list) or len(tags) != len(toks):
+                raise DataError(f"columns {tokens_column!r} and {tags_column!r} hold different numbers of sentences",
+                                where=str(path), fix="give both columns one entry per sentence.")
+            doc = [{tokens_column: a, tags_column: b} for a, b in zip(toks, tags)]
+        else:
+            lists = [v for v in doc.values() if isinstance(v, list)]
+            if len(lists) != 1:
+                raise missing_column(tokens_column, "tokens_column", list(doc), str(path))
+            doc = lists[0]  # {"data": [records]}
+    if not isinstance(doc, list):
+        raise DataError(f"expected a JSON array of records, got {type(doc).__name__}", where=str(path),
+                        fix='write [{"tokens": [...], "tags": [...]}, ...] or one object per line.')
+    return _records_split(list(enumerate(doc, 1)), path, "row", tokens_column, tags_column)
+
+
+def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+        for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+            if name not in names:
+                raise missing_column(name, which, names, str(path))
+        table = pq.read_table(path, columns=[tokens_column, tags_column])
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"not a readable Parquet file: {exc}", where=str(path),
+                        fix="write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.") from None
+    tokens = table.column(tokens_column).to_pylist()
+    tags = table.column(tags_column).to_pylist()
+    return _records_split(
+        [(i, {tokens_column: a, tags_column: b}) for i, (a, b) in enumerate(zip(tokens, tags), 1)],
+        path, "row", tokens_column, tags_column,
+    )

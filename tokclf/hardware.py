@@ -1,0 +1,60 @@
+"""What the machine can do: which device to use and whether a precision is possible and fast."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from tokclf.errors import EnvironmentProblem
+
+log = logging.getLogger("tokclf")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 matrix instructions (AVX512-BF16 or AMX): bf16 is then several
+    times faster than fp32. Elsewhere bf16 still runs but is emulated and usually slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_precision(mixed_precision: str | None) -> None:
+    """Reject precisions the machine cannot run, before any data or model is loaded."""
+    if mixed_precision == "fp16" and not has_cuda():
+        raise EnvironmentProblem(
+            "mixed_precision='fp16' needs a CUDA GPU, and none is available",
+            where="mixed_precision",
+            fix="use mixed_precision='bf16' (fast on CPUs with AVX512-BF16/AMX) or leave it unset for fp32.",
+        )
+    if mixed_precision == "bf16" and not has_cuda() and not cpu_has_native_bf16():
+        log.warning("bf16 requested on a CPU without native bf16 instructions: it will run, but likely slower than fp32")
+    if mixed_precision == "bf16" and has_cuda():
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            raise EnvironmentProblem(
+                "mixed_precision='bf16' is not supported by this GPU",
+                where="mixed_precision",
+                fix="use mixed_precision='fp16' on this GPU.",
+            )
+
+
+def autocast_dtype(mixed_precision: str | None):
+    """torch dtype to autocast inference to, or None for full precision."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision or "", None)
+
+
+def device() -> str:
+    return "cuda" if has_cuda() else "cpu"

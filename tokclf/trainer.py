@@ -1,0 +1,295 @@
+"""Fine-tune a token-classification model: the `train(params)` entry point.
+
+Order matters and is part of the contract:
+1. parameters and machine checks (fp16 without a GPU, unsupported options) — nothing loaded yet;
+2. data read and validated — hard errors stop here, nothing written;
+3. tokenized once (windows for long sentences, no padding; per-batch padding, length grouping);
+4. trained with the Hugging Face Trainer (accelerate underneath); early stopping and the best
+   checkpoint are chosen on word-level entity F1 of the validation split, not on the loss;
+5. scored on validation and test, outputs written to a staging folder, moved into place last.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokclf.data.types import LabelledData
+from tokclf.errors import NotYetSupported, TokclfError
+from tokclf.params import TokenClassificationParams
+
+log = logging.getLogger("tokclf")
+
+# Spec options renamed or removed upstream (transformers 5); see tokclf.params docstring.
+OPTIMIZER_MAP = {"adamw_hf": "adamw_torch"}
+REPORT_TO = {"none": "none", "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    metrics: dict[str, Any]
+    validation_report: dict[str, Any] = field(default_factory=dict)
+
+
+def check_runnable(params: TokenClassificationParams) -> None:
+    """Everything that can be refused before touching data or models."""
+    from tokclf.hardware import check_precision
+
+    if params.push_to_hub:
+        raise NotYetSupported(
+            "push_to_hub is not available yet in this version of tokclf (the model is only saved locally)",
+            where="push_to_hub",
+            fix="drop --push-to-hub; upload the output folder with `huggingface-cli upload` meanwhile.",
+        )
+    check_precision(params.mixed_precision)
+    if params.log in ("wandb", "mlflow"):
+        import importlib.util
+
+        if importlib.util.find_spec(params.log) is None:
+            raise TokclfError(
+                f"log={params.log!r} needs the {params.log} package, which is not installed",
+                where="log", fix=f"pip install 'tokclf[{params.log}]' or choose log='tensorboard'.",
+            )
+
+
+def auto_logging_steps(num_train_features: int, params: TokenClassificationParams) -> int:
+    """About five log lines per epoch (the spec's -1 = auto)."""
+    steps_per_epoch = math.ceil(num_train_features / (params.batch_size * params.gradient_accumulation))
+    return max(1, steps_per_epoch // 5)
+
+
+def training_arguments(params: TokenClassificationParams, output_dir: Path, *, num_train_features: int, has_eval: bool) -> Any:
+    from transformers import TrainingArguments
+
+    from tokclf.hardware import has_cuda
+
+    logging_steps = params.logging_steps if params.logging_steps > 0 else auto_logging_steps(num_train_features, params)
+    eval_strategy = params.eval_strategy if has_eval else "no"
+    eval_steps = params.eval_steps or logging_steps
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=max(params.batch_size, 32),
+        num_train_epochs=params.epochs,
+        learning_rate=params.lr,
+        # transformers 5 reads a float < 1 here as a ratio of the total steps (warmup_ratio is gone).
+        warmup_steps=float(params.warmup_ratio),
+        gradient_accumulation_steps=params.gradient_accumulation,
+        optim=OPTIMIZER_MAP.get(params.optimizer, params.optimizer),
+        lr_scheduler_type=params.scheduler,
+        weight_decay=params.weight_decay,
+        max_grad_norm=params.max_grad_norm,
+        seed=params.seed,
+        data_seed=params.seed,
+        bf16=params.mixed_precision == "bf16",
+        fp16=params.mixed_precision == "fp16",
+        use_cpu=not has_cuda(),
+        auto_find_batch_size=params.auto_find_batch_size,
+        logging_strategy="steps",
+        logging_steps=logging_steps,
+        eval_strategy=eval_strategy,
+        eval_steps=eval_steps if eval_strategy == "steps" else None,
+        save_strategy=eval_strategy if eval_strategy != "no" else "no",
+        save_steps=eval_steps if eval_strategy == "steps" else None,
+        save_total_limit=params.save_total_limit,
+        save_only_model=True,
+        load_best_model_at_end=eval_strategy != "no",
+        metric_for_best_model="f1" if eval_strategy != "no" else None,
+        greater_is_better=True if eval_strategy != "no" else None,
+        report_to=REPORT_TO[params.log],
+        run_name=Path(params.project_name).name,
+        # Padding per batch and grouping by length: most of the speed-up over pad-to-max training.
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+class _DropExtraColumns:
+    """Collator wrapper: pads per batch, drops our bookkeeping columns (length) before the model."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from transformers import DataCollatorForTokenClassification
+
+        self.inner = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.inner([{k: v for k, v in r.items() if k != "length"} for r in rows])
+
+
+def _make_trainer_class():
+    from transformers import Trainer
+
+    class TokclfTrainer(Trainer):
+        """Evaluation is ours: word-level, windows merged, in sentence order (the stock loop would
+        score subword pieces, and in transformers 5 it reorders eval batches by length)."""
+
+        scorer: Any = None
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+            start = time.perf_counter()
+            full = self.scorer(self.model)
+            metrics = {k.replace("eval_", f"{metric_key_prefix}_", 1): v for k, v in flat_scalars_eval(full).items()}
+            metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 4)
+            metrics["epoch"] = self.state.epoch
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    return TokclfTrainer
+
+
+def flat_scalars_eval(metrics: dict[str, Any]) -> dict[str, float]:
+    from tokclf.evaluation import flat_scalars
+
+    return flat_scalars(metrics, "eval")
+
+
+def _configure_loggers(params: TokenClassificationParams, out: Path) -> None:
+    """Experiment trackers write inside the output folder and never reach for the network."""
+    if params.log == "tensorboard":
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
+    elif params.log == "mlflow":
+        os.environ.setdefault("MLFLOW_TRACKING_URI", (out / "mlruns").as_uri())
+        os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "tokclf")
+    elif params.log == "wandb":
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_DIR", str(out))
+        os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tuple[LabelledData, Any]:
+    """Read and validate; raises ValidationFailed (nothing written) on hard errors."""
+    from tokclf.data.ingest import load_from_params
+    from tokclf.validation import validate_data
+
+    data = load_from_params(params)
+    valid_split = params.valid_split
+    if valid_split is None and params.validation_split_ratio is not None:
+        valid_split = "validation"
+    data, report = validate_data(
+        data, train_split=params.train_split, valid_split=valid_split, test_split=params.test_split,
+        repair_bio=params.repair_bio, tokenizer=tokenizer, max_seq_length=params.max_seq_length,
+    )
+    report.raise_for_errors()
+    return data, report
+
+
+def split_names(params: TokenClassificationParams, data: LabelledData) -> tuple[str, str | None, str | None]:
+    valid = params.valid_split
+    if valid is None and params.validation_split_ratio is not None:
+        valid = "validation"
+    test = params.test_split if params.test_split in data.splits else None
+    return params.train_split, valid if valid in data.splits else None, test
+
+
+def train(params: TokenClassificationParams) -> TrainResult:
+    """Train, evaluate and save a model as `params` describe; returns metrics and output folder."""
+    from transformers import AutoModelForTokenClassification, EarlyStoppingCallback, set_seed
+
+    from tokclf.evaluation import score_sentences
+    from tokclf.features import tokenize_split
+    from tokclf.outputs import write_outputs
+    from tokclf.resolve import resolve_model_path
+    from tokclf.staging import check_target, staged_dir
+    from tokclf.tokenizer import load_tokenizer
+
+    check_runnable(params)
+    check_target(Path(params.project_name).expanduser().resolve())
+    model_path = resolve_model_path(params.model)
+    tokenizer = load_tokenizer(model_path)
+    data, report = prepare_data(params, tokenizer)
+    train_name, valid_name, test_name = split_names(params, data)
+    if valid_name is None:
+        log.warning(
+            "no validation split: training without evaluation or early stopping "
+            "(set valid_split or validation_split_ratio to choose the best epoch on F1)"
+        )
+    label_names = data.label_names
+    num_labels = data.num_labels
+    id2label = {i: (label_names[i] if label_names else f"LABEL_{i}") for i in range(num_labels)}
+
+    def features_for(name: str, with_labels: bool) -> Any:
+        return tokenize_split(
+            data.splits[name], tokenizer, max_seq_length=params.max_seq_length, stride=params.stride,
+            strategy=params.subword_labels, label_names=label_names, with_labels=with_labels,
+        )
+
+    train_features = features_for(train_name, True)
+    valid_features = features_for(valid_name, False) if valid_name else None
+
+    set_seed(params.seed)
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_path, num_labels=num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=True,
+    )
+    eval_kwargs = dict(
+        max_seq_length=params.max_seq_length, stride=params.stride,
+        batch_size=max(params.batch_size, 32), mixed_precision=params.mixed_precision,
+    )
+
+    with staged_dir(params.project_name) as out:
+        _configure_loggers(params, out)
+        checkpoints = out / "checkpoints"
+        args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
+        keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
+        trainer_cls = _make_trainer_class()
+        callbacks = []
+        if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
+            callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
+        trainer = trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=train_features.select_columns(keep),
+            # Unused by our evaluate(); given because Trainer checks one exists when evaluating.
+            eval_dataset=valid_features,
+            data_collator=_DropExtraColumns(tokenizer),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+        trainer.scorer = lambda m: score_sentences(
+            m, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
+        )
+        started = time.perf_counter()
+        train_output = trainer.train()
+        train_seconds = time.perf_counter() - started
+        model = trainer.model
+        metrics: dict[str, Any] = {
+            "train": {
+                "runtime_s": round(train_seconds, 2),
+                "loss": float(train_output.training_loss),
+                "epochs": float(trainer.state.epoch or 0),
+                "steps": int(trainer.state.global_step),
+                "sentences": len(data.splits[train_name]),
+                "features": len(train_features),
+                "sentences_per_s": round(len(data.splits[train_name]) * float(trainer.state.epoch or 0) / max(train_seconds, 1e-9), 2),
+            },
+            "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
+        }
+        if valid_name:
+            metrics["validation"] = score_sentences(
+                model, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
+            )
+            metrics["validation"]["split"] = valid_name
+        if test_name:
+            metrics["test"] = score_sentences(model, tokenizer, data.splits[test_name], label_names, **eval_kwargs)
+            metrics["test"]["split"] = test_name
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        trainer.save_model(str(out))
+        tokenizer.save_pretrained(str(out))
+        write_outputs(
+            out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
+            log_history=trainer.state.log_history,
+        )
+    output_dir = Path(params.project_name).expanduser().resolve()
+    log.info("model and metrics written to %s", output_dir)
+    return TrainResult(output_dir=output_dir, metrics=metrics, validation_report=report.to_dict())
