@@ -59,3 +59,36 @@ def tiny_model_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
+
+
+# --- a tiny learnable NER corpus (deterministic) ------------------------------------------------
+_PEOPLE = [["John", "Smith"], ["Mary", "Jones"], ["Peter", "Blackburn"], ["Anna", "Lee"], ["Steve", "Jobs"]]
+_PLACES = [["Paris"], ["New", "York"], ["Berlin"], ["Cupertino"], ["Tokyo"]]
+_ORGS = [["Google"], ["Apple", "Inc"], ["Reuters"], ["European", "Commission"]]
+
+
+def make_ner_sentences(n: int, seed: int) -> list[dict]:
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        person, place, org = rng.choice(_PEOPLE), rng.choice(_PLACES), rng.choice(_ORGS)
+        words = person + ["works", "at"] + org + ["in"] + place + ["."]
+        tags = (["B-PER"] + ["I-PER"] * (len(person) - 1) + ["O", "O"] + ["B-ORG"] + ["I-ORG"] * (len(org) - 1)
+                + ["O"] + ["B-LOC"] + ["I-LOC"] * (len(place) - 1) + ["O"])
+        out.append({"tokens": words, "tags": tags})
+    return out
+
+
+@pytest.fixture(scope="session")
+def ner_jsonl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/validation/test JSONL files with string BIO tags."""
+    import json
+
+    out = tmp_path_factory.mktemp("ner-jsonl")
+    for split, n, seed in (("train", 48, 1), ("validation", 12, 2), ("test", 12, 3)):
+        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as fh:
+            for row in make_ner_sentences(n, seed):
+                fh.write(json.dumps(row) + "\n")
+    return out

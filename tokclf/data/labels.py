@@ -13,7 +13,7 @@ once, over all splits, so ids mean the same thing in train, validation and test:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,8 +113,10 @@ def tag_kind(split: RawSplit) -> str:
             if kind is None:
                 kind, first = this, i
             elif this != kind:
+                said = {"str": "string", "int": "integer"}
                 raise DataError(
-                    f"tags mix integers and strings: {split.where(first)} has {kind} tags, this sentence has {this} tags",
+                    f"tags mix integers and strings: {split.unit} {split.lines[first]} has {said[kind]} tags, "
+                    f"this sentence has {said[this]} tags",
                     where=split.where(i), fix="use one kind of tag throughout (all names like 'B-PER', or all ids).",
                 )
     return kind or "none"
@@ -204,6 +206,3 @@ def resolve_labels(
     )
     return ids, LabelPlan(None, "none", notes)
 
-
-def is_sequence_of(value: Any, kinds: tuple[type, ...]) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(v, kinds) for v in value)

@@ -221,7 +221,8 @@ def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
     import pyarrow.parquet as pq
 
     try:
-        names = pq.read_schema(path).names
+        schema = pq.read_schema(path)
+        names = schema.names
         for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
             if name not in names:
                 raise missing_column(name, which, names, str(path))
@@ -231,7 +232,23 @@ def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
                         fix="write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.") from None
     tokens = table.column(tokens_column).to_pylist()
     tags = table.column(tags_column).to_pylist()
-    return _records_split(
+    out = _records_split(
         [(i, {tokens_column: a, tags_column: b}) for i, (a, b) in enumerate(zip(tokens, tags), 1)],
         path, "row", tokens_column, tags_column,
     )
+    out.label_names = _parquet_classlabel(schema, tags_column)
+    return out
+
+
+def _parquet_classlabel(schema: Any, tags_column: str) -> list[str] | None:
+    """Label names a `Dataset.to_parquet` file keeps in its "huggingface" schema metadata."""
+    if not schema.metadata or b"huggingface" not in schema.metadata:
+        return None
+    try:
+        from datasets import Features
+
+        from tokclf.data.hf import classlabel_names
+
+        return classlabel_names(Features.from_arrow_schema(schema)[tags_column])
+    except Exception:  # noqa: BLE001 - metadata from another datasets version: names are optional
+        return None

@@ -1,0 +1,250 @@
+"""The one entry point for data: any supported source -> `LabelledData`.
+
+data_path may be:
+- a file: it is the train split (csv, json, jsonl, parquet, conllu, or a CoNLL column file:
+  txt/conll/iob/iob2/bio/tsv);
+- a folder written by `save_to_disk` (a Dataset is the train split; a DatasetDict has splits);
+- a folder of split files, the file stem naming the split (train.txt, valid.txt, test.txt, or
+  `*-train.*`, `*-dev.*`, `*-test.*` such as en_ewt-ud-dev.conllu -> "dev");
+- `package://module/path` (a file or folder inside an installed package);
+- anything else that looks like a Hub id: datasets.load_dataset(data_path).
+
+Splits are stored under the names asked for (train_split, valid_split, test_split); a request
+for "validation" finds a split called valid/dev/val and vice versa. test_split is optional:
+when the data has no such split it is left out (with a note). With validation_split_ratio and
+no validation split, a seeded share of train becomes the "validation" split. max_samples keeps
+the first N sentences of every split read (before any validation share is carved from train).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tokclf.data import conll, hf, tabular
+from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
+from tokclf.data.types import DOCUMENT, LINE, TAGS, TOKENS, LabelledData
+from tokclf.errors import DataError
+from tokclf.resolve import resolve_data_path
+
+CONLL_EXTENSIONS = frozenset({".txt", ".conll", ".iob", ".iob2", ".bio", ".tsv"})
+TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {
+    ".csv": tabular.read_csv,
+    ".json": tabular.read_json,
+    ".jsonl": tabular.read_jsonl,
+    ".ndjson": tabular.read_jsonl,
+    ".parquet": tabular.read_parquet,
+}
+SUPPORTED = sorted(CONLL_EXTENSIONS | set(TABULAR_READERS) | {".conllu"})
+
+# Names that mean the same split; a request for one finds any other present.
+ALIASES: tuple[tuple[str, ...], ...] = (
+    ("train", "training"),
+    ("validation", "valid", "dev", "val", "eval", "development"),
+    ("test", "testing"),
+)
+_SUFFIX = re.compile(r"[-_.](" + "|".join(n for group in ALIASES for n in group) + r")$", re.IGNORECASE)
+# Hub ids: "name" or "owner/name" (letters, digits, -, _, .), not a path with a file extension.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def split_name_for(path: Path) -> str:
+    """File -> split name: the stem, or its trailing -train/-dev/-test part (en_ewt-ud-dev -> dev)."""
+    stem = path.stem.lower()
+    if any(stem in group for group in ALIASES):
+        return stem
+    match = _SUFFIX.search(stem)
+    return match.group(1).lower() if match else stem
+
+
+def find_split_files(folder: Path) -> dict[str, Path]:
+    """Supported data files in a folder, by split name; two files for one split is an error."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in SUPPORTED:
+            continue
+        name = split_name_for(path)
+        if name in found:
+            raise DataError(
+                f"two files give split {name!r}: {found[name].name} and {path.name}", where=str(folder),
+                fix="keep one file per split (or point data_path at the file you mean).",
+            )
+        found[name] = path
+    if not found:
+        present = ", ".join(sorted(p.name for p in folder.iterdir())[:20]) or "(nothing)"
+        raise DataError(
+            f"no data files found; the folder holds: {present}", where=str(folder),
+            fix=f"name split files like train.txt / valid.txt / test.txt (extensions: {', '.join(SUPPORTED)}), "
+            "or point data_path at one file or a save_to_disk folder.",
+        )
+    return found
+
+
+def resolve_split(requested: str, available: Iterable[str], *, where: str) -> str | None:
+    """The available split matching `requested`: exact, then case-insensitive, then an alias."""
+    names = list(available)
+    if requested in names:
+        return requested
+    lowered = {n.lower(): n for n in names}
+    if requested.lower() in lowered:
+        return lowered[requested.lower()]
+    group = next((g for g in ALIASES if requested.lower() in g), ())
+    matches = [lowered[a] for a in group if a in lowered]
+    if len(matches) > 1:
+        raise DataError(
+            f"split {requested!r} is ambiguous: the data has {', '.join(matches)}", where=where,
+            fix=f"name the one you mean exactly (e.g. valid_split={matches[0]!r}).",
+        )
+    return matches[0] if matches else None
+
+
+def read_file(path: Path, *, tokens_column: str, tags_column: str, conll_token_column: int,
+              conll_tag_column: int, conllu_tag: str) -> RawSplit:
+    suffix = path.suffix.lower()
+    if suffix in TABULAR_READERS:
+        return TABULAR_READERS[suffix](path, tokens_column=tokens_column, tags_column=tags_column)
+    if suffix == ".conllu":
+        return conll.read_conllu(path, tag=conllu_tag)
+    if suffix in CONLL_EXTENSIONS:
+        return conll.read_conll(path, token_column=conll_token_column, tag_column=conll_tag_column)
+    raise DataError(f"unsupported file type {suffix or '(no extension)'!r}", where=str(path),
+                    fix=f"use one of: {', '.join(SUPPORTED)}.")
+
+
+def _sources(data_path: str, train_split: str) -> tuple[dict[str, Any], str]:
+    """Split name -> Path or datasets.Dataset (read later, only for the splits asked for)."""
+    path = Path(data_path).expanduser()
+    if path.is_file():
+        return {train_split: path}, str(path)
+    if path.is_dir():
+        if hf.is_saved_dataset(path):
+            loaded = hf.load_saved(path)
+            return (loaded if isinstance(loaded, dict) else {train_split: loaded}), str(path)
+        return dict(find_split_files(path)), str(path)
+    if data_path.startswith((".", "/", "~")) or path.suffix.lower() in SUPPORTED or not _HUB_ID.match(data_path):
+        raise DataError(f"no such file or folder: {data_path}", fix="check the path (relative to the current folder).")
+    return hf.load_hub(data_path), f"hub:{data_path}"
+
+
+def _features() -> Any:
+    from datasets import Features, List, Value
+
+    # Explicit types: inference would give an empty sentence the null type.
+    return Features({TOKENS: List(Value("string")), TAGS: List(Value("int64")), LINE: Value("int64"),
+                     DOCUMENT: Value("int64")})
+
+
+def to_dataset(raw: RawSplit, tags: list[list[int]]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {TOKENS: raw.tokens, TAGS: tags, LINE: raw.lines, DOCUMENT: raw.documents}, features=_features()
+    )
+
+
+def load_labelled_data(
+    data_path: str,
+    *,
+    tokens_column: str = "tokens",
+    tags_column: str = "tags",
+    train_split: str = "train",
+    valid_split: str | None = None,
+    test_split: str | None = "test",
+    max_samples: int | None = None,
+    label_names: list[str] | str | None = None,
+    conll_token_column: int = 0,
+    conll_tag_column: int = -1,
+    conllu_tag: str = "upos",
+    validation_split_ratio: float | None = None,
+    seed: int = 42,
+) -> LabelledData:
+    """Read every requested split of `data_path` into sentences with integer tags (see module doc)."""
+    resolved = resolve_data_path(data_path)
+    available, origin = _sources(resolved, train_split)
+    user_names = parse_label_names(label_names)
+    notes: list[str] = []
+
+    wanted: dict[str, str] = {}  # our name -> name in the source
+    for requested, kind, required in ((train_split, "train_split", True), (valid_split, "valid_split", True),
+                                      (test_split, "test_split", False)):
+        if requested is None:
+            continue
+        found = resolve_split(requested, available, where=origin)
+        if found is None:
+            if required:
+                raise DataError(
+                    f"{kind}={requested!r} not found; the data has split(s): {', '.join(available)}",
+                    where=origin, fix=f"set {kind} to one of those names"
+                    + (" (a single file is the train split only)." if len(available) == 1 else "."),
+                )
+            notes.append(f"no {requested!r} split in the data: nothing to test on after training.")
+            continue
+        if found in wanted.values() and requested not in wanted:
+            other = next(k for k, v in wanted.items() if v == found)
+            raise DataError(f"{kind}={requested!r} and split {other!r} are the same data ({found!r})", where=origin,
+                            fix="choose different splits for train, validation and test.")
+        wanted[requested] = found
+
+    raws: dict[str, RawSplit] = {}
+    opts = dict(tokens_column=tokens_column, tags_column=tags_column)
+    for ours, theirs in wanted.items():
+        src = available[theirs]
+        if isinstance(src, Path):
+            raw = read_file(src, conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
+                            conllu_tag=conllu_tag, **opts).head(max_samples)
+        else:
+            label = f"{origin}[{theirs}]"
+            raw = hf.raw_from_dataset(src, source=label, max_samples=max_samples, **opts)
+        if len(raw) == 0:
+            raise DataError(f"split {ours!r} has no sentences", where=raw.source, fix="add data or choose another split.")
+        raws[ours] = raw
+
+    ids, plan = resolve_labels(raws, train_split, user_names)
+    splits = {name: to_dataset(raws[name], ids[name]) for name in raws}
+    sources = {name: raw.source for name, raw in raws.items()}
+    units = {name: raw.unit for name, raw in raws.items()}
+
+    if validation_split_ratio is not None:
+        if valid_split is not None:
+            notes.append(f"validation_split_ratio ignored: the data has the {valid_split!r} split.")
+        else:
+            splits[train_split], splits["validation"] = _carve(splits[train_split], validation_split_ratio, seed,
+                                                               sources[train_split])
+            sources["validation"], units["validation"] = sources[train_split], units[train_split]
+            notes.append(f"validation: {len(splits['validation'])} sentences carved from {train_split!r} "
+                         f"(ratio {validation_split_ratio}, seed {seed}).")
+
+    return LabelledData(splits=splits, label_names=plan.names, sources=sources, units=units,
+                        label_origin=plan.origin, notes=notes + plan.notes)
+
+
+def _carve(train: Any, ratio: float, seed: int, source: str) -> tuple[Any, Any]:
+    if not 0 < ratio < 1:
+        raise DataError(f"validation_split_ratio={ratio} must be between 0 and 1", fix="use e.g. 0.1.")
+    try:
+        parts = train.train_test_split(test_size=ratio, seed=seed)
+    except ValueError as exc:
+        raise DataError(f"cannot carve a validation split: {exc}", where=source,
+                        fix="use a larger train split or a larger validation_split_ratio.") from None
+    return parts["train"], parts["test"]
+
+
+def load_from_params(params: Any) -> LabelledData:
+    """load_labelled_data with the data fields of a TokenClassificationParams."""
+    return load_labelled_data(
+        params.data_path,
+        tokens_column=params.tokens_column,
+        tags_column=params.tags_column,
+        train_split=params.train_split,
+        valid_split=params.valid_split,
+        test_split=params.test_split,
+        max_samples=params.max_samples,
+        label_names=params.label_names,
+        conll_token_column=params.conll_token_column,
+        conll_tag_column=params.conll_tag_column,
+        conllu_tag=params.conllu_tag,
+        validation_split_ratio=params.validation_split_ratio,
+        seed=params.seed,
+    )
