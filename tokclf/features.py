@@ -1,0 +1,322 @@
+"""Normalised sentences -> model features (one row per sentence, or per window of a long one), and back.
+
+`tokenize_split` tokenizes a whole split with the Rust backend in large batches, without
+truncation, so most sentences are used exactly as tokenized; only sentences longer than
+`max_seq_length` are cut into overlapping windows of whole words (`tokclf.windows.plan_windows`)
+and those windows are tokenized again. Nothing is padded: the collator pads per batch.
+
+Feature columns (one row per window; a sentence that fits is one window):
+    input_ids, attention_mask, token_type_ids (only when the tokenizer uses them): model inputs.
+    labels: one per piece (`tokclf.alignment`), -100 on special tokens (and on non-first pieces
+        with strategy "first"); only with `with_labels=True`.
+    example: index of the sentence in the split.
+    word_ids: for every piece, the index of its word in the *sentence* (not in the window),
+        -1 on special tokens. A piece is a word's first piece when its word id differs from the
+        previous piece's.
+    window_start, window_end: the sentence's words [start, end) this row holds.
+    length: number of pieces (specials included), for grouping batches by length.
+Rows come in split order: example 0's windows first, left to right, then example 1's...
+
+`merge_word_predictions` / `merge_word_probabilities` go back from per-piece model output to one
+value per word of every sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from itertools import chain
+from typing import Any, Sequence
+
+import numpy as np
+
+from tokclf.alignment import align_labels_flat, build_continuation_map
+from tokclf.data.types import TAGS, TOKENS
+from tokclf.windows import plan_windows
+
+logger = logging.getLogger(__name__)
+
+# Sentences per call to the Rust backend: large enough that per-call overhead vanishes, small
+# enough for a progress bar that moves.
+_CHUNK = 4096
+_PROGRESS_MIN_SENTENCES = 10_000
+
+# Bookkeeping columns: needed to merge predictions back to words, never fed to the model (the
+# collator must drop them; `length` is also what TrainingArguments.group_by_length reads by default).
+BOOKKEEPING_COLUMNS = ("example", "word_ids", "window_start", "window_end", "length")
+
+
+def tokenize_split(
+    dataset: Any,
+    tokenizer: Any,
+    *,
+    max_seq_length: int,
+    stride: int,
+    strategy: str,
+    label_names: Sequence[str] | None,
+    with_labels: bool = True,
+) -> Any:
+    """Turn a normalised split (columns tokens, tags) into unpadded model features (see module doc).
+
+    max_seq_length: pieces per row including special tokens; longer sentences are windowed.
+    stride: overlap between windows, in pieces (`plan_windows`).
+    strategy: "first" or "all" (`tokclf.alignment.align_labels`).
+    label_names: used to map B-X -> I-X on continuation pieces with strategy "all".
+    A word the tokenizer turns into no piece at all (e.g. "\\u200b" for BERT) is fed as the
+    unknown token so every word has a first piece to carry its label and prediction.
+    """
+    import datasets
+    import pyarrow as pa
+
+    budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
+    if budget < 1:
+        raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words after the special tokens")
+    if with_labels and TAGS not in dataset.column_names:
+        raise ValueError(f"with_labels=True but the dataset has no {TAGS!r} column")
+    # Straight from Arrow (in the dataset's row order, even after select/shuffle): much faster
+    # than datasets' row-by-row Column access.
+    table = dataset.select_columns([TOKENS, TAGS] if with_labels else [TOKENS]).with_format("arrow")[:]
+    sentences: list[list[str]] = table.column(TOKENS).to_pylist()
+    n = len(sentences)
+
+    encoder = _backend_copy(tokenizer)
+    unk = tokenizer.unk_token
+
+    # Per feature: (example, window_start, window_end, ids, type_ids, word_ids with None).
+    rows: list[tuple[int, int, int, list[int], list[int], list[int | None]]] = []
+    pending: list[tuple[int, int, int]] = []  # windows still to tokenize: (row index, start, end)
+    show = n > _PROGRESS_MIN_SENTENCES or sys.stderr.isatty()
+    progress = _progress(n, show)
+    replaced = 0
+    for lo in range(0, n, _CHUNK):
+        chunk = sentences[lo:lo + _CHUNK]
+        encodings = encoder.encode_batch(chunk, is_pretokenized=True, add_special_tokens=True)
+        for offset, enc in enumerate(encodings):
+            i = lo + offset
+            words = chunk[offset]
+            word_ids = enc.word_ids
+            if len(set(word_ids) - {None}) < len(words) and unk is not None:
+                # Some word produced no piece: stand the unknown token in for it and redo the sentence.
+                words, count = _fill_empty_words(words, word_ids, unk)
+                replaced += count
+                sentences[i] = words
+                enc = encoder.encode(words, is_pretokenized=True, add_special_tokens=True)
+                word_ids = enc.word_ids
+            if len(enc.ids) <= max_seq_length:
+                rows.append((i, 0, len(words), enc.ids, enc.type_ids, word_ids))
+                continue
+            pieces = np.bincount([w for w in word_ids if w is not None], minlength=len(words)).tolist()
+            for start, end in plan_windows(pieces, budget, stride):
+                pending.append((len(rows), start, end))
+                rows.append((i, start, end, [], [], []))
+        progress.update(len(chunk))
+    progress.close()
+    if replaced:
+        logger.warning("%d word(s) produce no subword token with this tokenizer; they are fed as %s", replaced, unk)
+
+    if pending:
+        # Windows of long sentences, re-tokenized with truncation on: only a window made of one
+        # word longer than the budget is cut (inside that word; its first piece stays).
+        encoder.enable_truncation(max_length=max_seq_length)
+        window_words = [sentences[rows[r][0]][s:e] for r, s, e in pending]
+        for lo in range(0, len(window_words), _CHUNK):
+            encodings = encoder.encode_batch(window_words[lo:lo + _CHUNK], is_pretokenized=True, add_special_tokens=True)
+            for (r, start, end), enc in zip(pending[lo:lo + _CHUNK], encodings):
+                local = enc.word_ids
+                rows[r] = (rows[r][0], start, end, enc.ids, enc.type_ids,
+                           [None if w is None else w + start for w in local])
+    logger.debug("%d sentences -> %d features (%d windows of long sentences)", n, len(rows), len(pending))
+
+    lengths = np.fromiter((len(r[3]) for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
+    examples = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    word_ids = np.fromiter(
+        (-1 if w is None else w for w in chain.from_iterable(r[5] for r in rows)), dtype=np.int64, count=total
+    )
+    columns: dict[str, Any] = {
+        "input_ids": np.fromiter(chain.from_iterable(r[3] for r in rows), dtype=np.int64, count=total),
+        "attention_mask": np.ones(total, dtype=np.int64),
+    }
+    if "token_type_ids" in tokenizer.model_input_names:
+        columns["token_type_ids"] = np.fromiter(chain.from_iterable(r[4] for r in rows), dtype=np.int64, count=total)
+    if with_labels:
+        columns["labels"] = _labels(table.column(TAGS), sentences, examples, lengths, offsets, word_ids,
+                                    strategy, build_continuation_map(label_names))
+    columns["word_ids"] = word_ids
+
+    # Build the Arrow lists straight from flat arrays + row offsets: no per-row Python objects.
+    arrow_offsets = pa.array(offsets.astype(np.int32))
+    out = {name: pa.ListArray.from_arrays(arrow_offsets, pa.array(values)) for name, values in columns.items()}
+    out["example"] = pa.array(examples)
+    out["window_start"] = pa.array(np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)))
+    out["window_end"] = pa.array(np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)))
+    out["length"] = pa.array(lengths)
+    return datasets.Dataset(pa.table(out))
+
+
+def _labels(
+    tags: Any,
+    sentences: list[list[str]],
+    examples: np.ndarray,
+    lengths: np.ndarray,
+    offsets: np.ndarray,
+    word_ids: np.ndarray,
+    strategy: str,
+    continuation: dict[int, int],
+) -> np.ndarray:
+    """Labels of every piece of every row, concatenated (vectorised `align_labels`).
+
+    tags: the Arrow column of per-sentence tag lists.
+    """
+    import pyarrow.compute as pc
+
+    tag_counts = pc.list_value_length(tags).to_numpy(zero_copy_only=False).astype(np.int64)
+    word_counts = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
+    if not np.array_equal(tag_counts, word_counts):
+        bad = int(np.flatnonzero(tag_counts != word_counts)[0])
+        raise ValueError(f"sentence {bad} has {word_counts[bad]} words but {tag_counts[bad]} tags")
+    tag_offsets = np.zeros(len(tag_counts), dtype=np.int64)
+    np.cumsum(tag_counts[:-1], out=tag_offsets[1:])
+    all_tags = pc.list_flatten(tags).to_numpy().astype(np.int64)
+    piece_example = np.repeat(examples, lengths)
+    real = word_ids >= 0
+    piece_tags = np.full(word_ids.shape, -100, dtype=np.int64)
+    piece_tags[real] = all_tags[tag_offsets[piece_example[real]] + word_ids[real]]
+    sequence_start = np.zeros(word_ids.shape, dtype=bool)
+    sequence_start[offsets[:-1][lengths > 0]] = True
+    return align_labels_flat(word_ids, piece_tags, sequence_start, strategy, continuation)
+
+
+def _backend_copy(tokenizer: Any) -> Any:
+    """A private copy of the Rust tokenizer with truncation and padding off.
+
+    Saved tokenizer.json files often carry truncation/padding settings (MiniLM's pads to 128),
+    and the transformers wrapper changes them on every call; a copy keeps both sides independent.
+    """
+    from tokenizers import Tokenizer
+
+    backend = tokenizer.backend_tokenizer
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    copy.encode_special_tokens = backend.encode_special_tokens
+    return copy
+
+
+def _fill_empty_words(words: list[str], word_ids: list[int | None], unk: str) -> tuple[list[str], int]:
+    seen = set(word_ids)
+    filled = [w if i in seen else unk for i, w in enumerate(words)]
+    return filled, sum(1 for i in range(len(words)) if i not in seen)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, show: bool) -> Any:
+    if not show:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="Tokenizing", unit=" sentences", leave=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Back from pieces to words
+# ------------------------------------------------------------------------------------------------
+
+
+def merge_word_predictions(
+    features: Any, token_predictions: Any, num_examples: int, *, fill: int = 0
+) -> list[list[int]]:
+    """One predicted label id per word of every sentence, from per-piece predictions.
+
+    token_predictions: (num_features, padded_len) label ids, rows in the order of `features`
+        (padding positions are never read).
+    Each word takes the prediction at its first piece. A word held by several windows takes it
+    from the window where the word is farthest from a cut: the score is
+    min(word - window_start, window_end - 1 - word), where a window side that is the sentence's
+    own start or end counts as no cut (infinitely far), since nothing is missing on that side.
+    Ties go to the earlier window. Returns lists indexed by example (0..num_examples-1); a word
+    with no piece at all (a tokenizer without an unknown token) gets `fill`.
+    """
+    preds = np.asarray(token_predictions)
+    n_words, rows, positions, flat_word = _choose_pieces(features, num_examples, preds.shape)
+    out = np.full(int(n_words.sum()), fill, dtype=np.int64)
+    out[flat_word] = preds[rows, positions]
+    return [part.tolist() for part in _split(out, n_words)]
+
+
+def merge_word_probabilities(features: Any, token_probs: Any, num_examples: int) -> list[np.ndarray]:
+    """Like `merge_word_predictions` for scores: token_probs (num_features, padded_len, K) ->
+    one (num_words, K) array per sentence (rows of words without any piece are uniform 1/K)."""
+    probs = np.asarray(token_probs)
+    if probs.ndim != 3:
+        raise ValueError(f"token_probs must be (num_features, padded_len, num_labels), got shape {probs.shape}")
+    n_words, rows, positions, flat_word = _choose_pieces(features, num_examples, probs.shape[:2])
+    k = probs.shape[2]
+    out = np.full((int(n_words.sum()), k), 1.0 / k if k else 0.0, dtype=probs.dtype if probs.dtype.kind == "f" else np.float32)
+    out[flat_word] = probs[rows, positions]
+    return _split(out, n_words)
+
+
+def _split(values: np.ndarray, n_words: np.ndarray) -> list[np.ndarray]:
+    bounds = np.cumsum(n_words)[:-1]
+    return np.split(values, bounds) if len(n_words) else []
+
+
+def _choose_pieces(
+    features: Any, num_examples: int, pred_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For every word of every sentence that has a piece: (row, position) of the piece to read.
+
+    Returns n_words per example, and aligned arrays rows, positions, flat_word (index of the word
+    in all sentences' words concatenated).
+    """
+    import pyarrow.compute as pc
+
+    table = features.select_columns(["example", "word_ids", "window_start", "window_end"]).with_format("arrow")[:]
+    num_rows = table.num_rows
+    if len(pred_shape) < 2 or pred_shape[0] != num_rows:
+        raise ValueError(f"predictions have shape {pred_shape}, expected ({num_rows}, padded_len) for {num_rows} features")
+    example = table.column("example").to_numpy().astype(np.int64)
+    start = table.column("window_start").to_numpy().astype(np.int64)
+    end = table.column("window_end").to_numpy().astype(np.int64)
+    lengths = pc.list_value_length(table.column("word_ids")).to_numpy().astype(np.int64)
+    word = pc.list_flatten(table.column("word_ids")).to_numpy().astype(np.int64)
+    if num_rows and (example.min() < 0 or example.max() >= num_examples):
+        raise ValueError(f"features name examples up to {example.max()}, but num_examples={num_examples}")
+    if num_rows and lengths.max() > pred_shape[1]:
+        raise ValueError(f"a feature has {lengths.max()} pieces but predictions only {pred_shape[1]} positions")
+
+    n_words = np.zeros(num_examples, dtype=np.int64)
+    np.maximum.at(n_words, example, end)
+
+    row = np.repeat(np.arange(num_rows), lengths)
+    row_first = np.zeros(num_rows + 1, dtype=np.int64)
+    np.cumsum(lengths, out=row_first[1:])
+    position = np.arange(word.size) - row_first[row]
+    previous = np.concatenate(([-1], word[:-1]))
+    first = (word >= 0) & ((position == 0) | (word != previous))
+    row, position, word = row[first], position[first], word[first]
+
+    ex, ws, we = example[row], start[row], end[row]
+    far = np.iinfo(np.int64).max
+    left = np.where(ws > 0, word - ws, far)
+    right = np.where(we < n_words[ex], we - 1 - word, far)
+    context = np.minimum(left, right)
+
+    word_offset = np.zeros(num_examples, dtype=np.int64)
+    np.cumsum(n_words[:-1], out=word_offset[1:])
+    flat_word = word_offset[ex] + word
+    # Sort by word, then best context first, then earlier row; keep the first entry of each word.
+    order = np.lexsort((row, -context, flat_word))
+    flat_sorted = flat_word[order]
+    keep = order[np.concatenate(([True], flat_sorted[1:] != flat_sorted[:-1]))] if order.size else order
+    return n_words, row[keep], position[keep], flat_word[keep]
