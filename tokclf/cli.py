@@ -26,6 +26,10 @@ DATA_KEYS = (
 )
 
 
+# Modules adding subcommands (predict/export/serve, pipeline stages, publish).
+EXTENSIONS = ("tokclf.cli_inference", "tokclf.cli_pipeline", "tokclf.cli_publish")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -193,6 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--mixed-precision", choices=["none", "bf16", "fp16"])
     p_eval.add_argument("--output", help="write metrics JSON here")
     p_eval.set_defaults(func=cmd_evaluate)
+
+    # Further command groups live in their own modules (each exposes `register(subparsers)`), so
+    # that this file stays small and start-up imports only argparse-level code.
+    import importlib
+
+    for module in EXTENSIONS:
+        try:
+            ext = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        ext.register(sub)
     return parser
 
 
