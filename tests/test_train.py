@@ -151,3 +151,39 @@ def test_optimizers_and_schedulers(tiny_model_dir, ner_jsonl_dir, tmp_path, opti
     r = train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "o", optimizer=optimizer, scheduler=scheduler,
                           epochs=1, test_split=None))
     assert "validation" in r.metrics and "test" not in r.metrics
+
+
+def test_mlflow_logs_offline_to_output(tiny_model_dir, ner_jsonl_dir, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "o", log="mlflow", epochs=1, test_split=None))
+    db = tmp_path / "mlflow.db"
+    assert db.is_file(), "no mlflow store beside the output folder"
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("tokclf")
+    runs = client.search_runs([exp.experiment_id])
+    assert runs and "eval_f1" in runs[0].data.metrics
+
+
+def test_wandb_logs_offline_to_output(tiny_model_dir, ner_jsonl_dir, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    r = train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "o", log="wandb", epochs=1, test_split=None))
+    assert list((r.output_dir / "wandb").glob("offline-run-*")), "no offline wandb run in OUT/wandb"
+
+
+def test_training_arguments_mapping(tmp_path):
+    from tokclf.trainer import training_arguments
+
+    p = TokenClassificationParams(data_path="d", project_name="p", optimizer="adamw_hf", warmup_ratio=0.25,
+                                  gradient_accumulation=3, scheduler="polynomial", valid_split="v")
+    args = training_arguments(p, tmp_path, num_train_features=800, has_eval=True)
+    assert args.optim.value.startswith("adamw_torch")
+    assert args.warmup_steps == 0.25 and args.get_warmup_steps(1000) == 250
+    assert args.gradient_accumulation_steps == 3 and args.lr_scheduler_type.value == "polynomial"
+    assert args.metric_for_best_model == "f1" and args.load_best_model_at_end
+    assert args.logging_steps == 800 // (8 * 3) // 5
+    no_eval = training_arguments(p, tmp_path, num_train_features=800, has_eval=False)
+    assert no_eval.eval_strategy.value == "no" and not no_eval.load_best_model_at_end

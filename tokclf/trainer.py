@@ -11,11 +11,13 @@ Order matters and is part of the contract:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,17 +158,34 @@ def flat_scalars_eval(metrics: dict[str, Any]) -> dict[str, float]:
     return flat_scalars(metrics, "eval")
 
 
-def _configure_loggers(params: TokenClassificationParams, out: Path) -> None:
-    """Experiment trackers write inside the output folder and never reach for the network."""
+@contextlib.contextmanager
+def _tracker_env(params: TokenClassificationParams, out: Path) -> Iterator[None]:
+    """Experiment trackers write beside/inside the output and never reach for the network.
+    Trackers are configured through environment variables; they are restored afterwards so one
+    run's settings do not leak into the next run in the same process."""
+    env: dict[str, str] = {}
     if params.log == "tensorboard":
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
+        env["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")
     elif params.log == "mlflow":
-        os.environ.setdefault("MLFLOW_TRACKING_URI", (out / "mlruns").as_uri())
-        os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "tokclf")
+        # One SQLite store beside the output folders, so runs of several projects compare in
+        # `mlflow ui --backend-store-uri sqlite:///<that file>` (MLflow's file store is deprecated).
+        target = Path(params.project_name).expanduser().resolve()
+        env["MLFLOW_TRACKING_URI"] = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{target.parent / 'mlflow.db'}"
+        env["MLFLOW_EXPERIMENT_NAME"] = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "tokclf"
     elif params.log == "wandb":
-        os.environ.setdefault("WANDB_MODE", "offline")
-        os.environ.setdefault("WANDB_DIR", str(out))
-        os.environ.setdefault("WANDB_SILENT", "true")
+        env["WANDB_MODE"] = os.environ.get("WANDB_MODE") or "offline"
+        env["WANDB_DIR"] = os.environ.get("WANDB_DIR") or str(out)
+        env["WANDB_SILENT"] = "true"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tuple[LabelledData, Any]:
@@ -239,8 +258,7 @@ def train(params: TokenClassificationParams) -> TrainResult:
         batch_size=max(params.batch_size, 32), mixed_precision=params.mixed_precision,
     )
 
-    with staged_dir(params.project_name) as out:
-        _configure_loggers(params, out)
+    with staged_dir(params.project_name) as out, _tracker_env(params, out):
         checkpoints = out / "checkpoints"
         args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
         keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
