@@ -187,3 +187,28 @@ def test_training_arguments_mapping(tmp_path):
     assert args.logging_steps == 800 // (8 * 3) // 5
     no_eval = training_arguments(p, tmp_path, num_train_features=800, has_eval=False)
     assert no_eval.eval_strategy.value == "no" and not no_eval.load_best_model_at_end
+
+
+def test_spec_csv_int_tags_without_names(tiny_model_dir, tmp_path, caplog):
+    """The spec's CSV example (integer tags, no names): trains, token-level metrics, says why."""
+    csv = tmp_path / "train.csv"
+    rows = ["tokens,tags", "\"['John', 'Smith', 'works', 'at', 'Google']\",\"[1, 1, 0, 0, 3]\"",
+            "\"['Mary', 'visited', 'Paris', 'last', 'year']\",\"[1, 0, 2, 0, 0]\""] * 1
+    csv.write_text("\n".join(rows * 1) + "\n")
+    (tmp_path / "data").mkdir()
+    for split in ("train", "validation"):
+        (tmp_path / "data" / f"{split}.csv").write_text(csv.read_text())
+    r = train(tiny_params(tiny_model_dir, tmp_path / "data", tmp_path / "o", epochs=1))
+    m = r.metrics["validation"]
+    assert m["scheme"] == "token" and "label names" in m["note"]
+    config = json.loads((r.output_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2", "3": "LABEL_3"}
+    report = json.loads((r.output_dir / "validation_report.json").read_text())
+    assert any("label names" in n for n in report["stats"]["notes"])
+
+
+def test_string_tags_with_user_label_names_order(tiny_model_dir, ner_jsonl_dir, tmp_path):
+    names = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    r = train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "o", epochs=1, label_names=names, test_split=None))
+    config = json.loads((r.output_dir / "config.json").read_text())
+    assert [config["id2label"][str(i)] for i in range(7)] == names
