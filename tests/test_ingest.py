@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -13,17 +12,13 @@ from tokclf.data.labels import order_labels, parse_label_names
 from tokclf.data.types import DOCUMENT, LINE, TAGS, TOKENS
 from tokclf.errors import DataError
 
+from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path)
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BAD = FIXTURES / "bad"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def shared(*parts: str) -> Path:
-    # Same rule as conftest.shared_data (tests is not a package, so it cannot be imported).
-    path = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data")).joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path} (set TOKCLF_SHARED_DATA to the folder holding conll2003/ and ud_english_ewt/)")
-    return path
 
 
 def f(name: str) -> str:

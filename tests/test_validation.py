@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -14,17 +13,13 @@ from tokclf.data.types import TAGS
 from tokclf.errors import ValidationFailed
 from tokclf.validation import MAX_PER_KIND, ValidationReport, looks_bio, stray_inside, validate_data
 
+from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path)
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VAL = FIXTURES / "validation"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def shared(*parts: str) -> Path:
-    # Same rule as conftest.shared_data (tests is not a package, so it cannot be imported).
-    path = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data")).joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path} (set TOKCLF_SHARED_DATA to the folder holding conll2003/ and ud_english_ewt/)")
-    return path
 
 
 def codes(problems) -> list[str]:
