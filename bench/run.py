@@ -1,0 +1,242 @@
+"""tokclf speed benchmark: one command, everything measured side by side in one run.
+
+    python bench/run.py            # quick mode: a CoNLL-2003 subset, a few minutes
+    python bench/run.py --full     # all of CoNLL-2003 (train 3 epochs for tokclf)
+
+Sections (each prints its ratio against the baseline measured in the same run):
+- peak: this machine's bf16 and fp32 matrix-product rate (GFLOP/s);
+- train: tokclf vs the padded per-item fp32 baseline (bench/baseline_trainer.py) on the same
+  sentences, model (all-MiniLM-L6-v2), epochs, lr and batch size: sentences/s, tokens/s, wall
+  time, peak RSS, word-level F1 on the validation split; each in its own process (clean RSS);
+- compute: tokclf's achieved training FLOP rate as a share of the measured bf16 peak;
+- eval: time to score the CoNLL test split;
+- cli: `tokclf --help` wall time;
+- tokenize: a cold tokenize stage vs a cached rerun (when the pipeline stages are installed).
+Writes bench/results/bench-<mode>.json. Data: ../shared/data/conll2003 or $TOKCLF_SHARED_DATA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data")) / "conll2003"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+# --- machine peak --------------------------------------------------------------------------------
+def matmul_peak(dtype_name: str, n: int = 2048, seconds: float = 3.0) -> float:
+    """Sustained GFLOP/s of an n x n matrix product in `dtype` on this machine (all threads)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(n, n, device=dev).to(dtype)
+    b = torch.randn(n, n, device=dev).to(dtype)
+    for _ in range(3):
+        a @ b
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    reps = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+# --- workers (run in a subprocess each) -------------------------------------------------------------
+def load_conll(max_samples: int | None) -> Any:
+    from tokclf.data.ingest import load_labelled_data
+
+    return load_labelled_data(str(DATA), valid_split="validation", test_split="test", max_samples=max_samples)
+
+
+def worker_train(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from tokclf.evaluation import score_sentences
+    from tokclf.features import tokenize_split
+    from tokclf.resolve import resolve_model_path
+    from tokclf.tokenizer import load_tokenizer
+
+    model_path = resolve_model_path(MODEL)
+    data = load_conll(cfg["train_sentences"])
+    train_split = data.splits["train"]
+    valid = data.splits["validation"]
+    tokenizer = load_tokenizer(model_path)
+    # Real (non-padding) subword tokens per epoch, the same count for both recipes.
+    feats = tokenize_split(train_split, tokenizer, max_seq_length=128, stride=32, strategy="first", label_names=None, with_labels=False)
+    real_tokens = int(sum(feats["length"]))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "baseline":
+            sys.path.insert(0, str(REPO / "bench"))
+            from baseline_trainer import train_baseline
+
+            model, tok = train_baseline(train_split, model_path, data.num_labels, tmp, epochs=cfg["epochs"], lr=cfg["lr"],
+                                        batch_size=cfg["batch_size"], max_length=128, seed=42)
+            train_s = time.perf_counter() - started
+            precision = None
+        else:
+            from tokclf import TokenClassificationParams, train
+
+            params = TokenClassificationParams(
+                data_path=str(DATA), model=MODEL, project_name=str(Path(tmp) / "m"), valid_split=None,
+                test_split=None, max_samples=cfg["train_sentences"], epochs=cfg["epochs"], lr=cfg["lr"],
+                batch_size=cfg["batch_size"], mixed_precision=cfg["precision"], eval_strategy="no", seed=42,
+            )
+            result = train(params)
+            train_s = result.metrics["train"]["runtime_s"]
+            from tokclf.evaluation import load_trained
+
+            model, tok, _, _ = load_trained(result.output_dir)
+            precision = cfg["precision"]
+        eval_start = time.perf_counter()
+        metrics = score_sentences(model, tok, valid, data.label_names, max_seq_length=128, stride=32,
+                                  batch_size=64, mixed_precision=precision)
+        eval_s = time.perf_counter() - eval_start
+    n = len(train_split) * cfg["epochs"]
+    return {
+        "kind": kind,
+        "train_s": round(train_s, 2),
+        "sentences_per_s": round(n / train_s, 2),
+        "tokens_per_s": round(real_tokens * cfg["epochs"] / train_s, 1),
+        "valid_f1": round(metrics["f1"], 4),
+        "valid_sentences": len(valid),
+        "eval_s": round(eval_s, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_worker(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = fh.name
+    cmd = [sys.executable, __file__, "--worker", kind, "--cfg", json.dumps(cfg), "--worker-out", out]
+    subprocess.run(cmd, check=True)
+    result = json.loads(Path(out).read_text())
+    os.unlink(out)
+    return result
+
+
+# --- small sections --------------------------------------------------------------------------------
+def model_flops_per_token(seq_len: float) -> float:
+    """Training FLOPs per token: 6 x non-embedding parameters (forward + backward matmuls) plus the
+    attention score/value products (12 x layers x hidden x seq_len), as in Kaplan et al. 2020."""
+    from transformers import AutoConfig
+
+    from tokclf.resolve import resolve_model_path
+
+    c = AutoConfig.from_pretrained(resolve_model_path(MODEL))
+    per_layer = 4 * c.hidden_size**2 + 2 * c.hidden_size * c.intermediate_size
+    return 6 * c.num_hidden_layers * per_layer + 12 * c.num_hidden_layers * c.hidden_size * seq_len
+
+
+def cli_startup(repeats: int = 5) -> float:
+    exe = Path(sys.executable).parent / "tokclf"
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([str(exe), "--help"], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return round(best, 3)
+
+
+def tokenize_cache(max_samples: int | None) -> dict[str, Any] | None:
+    try:
+        from tokclf import stages
+    except ImportError:
+        return None
+    if not hasattr(stages, "bench_tokenize_cache"):
+        return None
+    return stages.bench_tokenize_cache(str(DATA), MODEL, max_samples=max_samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="all of CoNLL-2003 (slow: the baseline alone takes hours)")
+    ap.add_argument("--train-sentences", type=int, help="override the number of training sentences")
+    ap.add_argument("--baseline-sentences", type=int, help="sentences for the (slow) baseline; same F1 protocol")
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--worker")
+    ap.add_argument("--cfg")
+    ap.add_argument("--worker-out")
+    args = ap.parse_args()
+
+    if args.worker:
+        cfg = json.loads(args.cfg)
+        Path(args.worker_out).write_text(json.dumps(worker_train(args.worker, cfg)))
+        return
+    if not DATA.is_dir():
+        raise SystemExit(f"CoNLL-2003 not found at {DATA}; set TOKCLF_SHARED_DATA")
+
+    import torch
+    import transformers
+
+    mode = "full" if args.full else "quick"
+    n_train = args.train_sentences or (None if args.full else 1000)
+    cfg = {"train_sentences": n_train, "epochs": 1, "lr": 1e-4, "batch_size": 16, "precision": args.precision}
+    results: dict[str, Any] = {
+        "mode": mode,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cores": os.cpu_count(),
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()},
+        "config": cfg,
+    }
+
+    print("== peak matrix-product rate", flush=True)
+    results["peak_gflops"] = {"bf16": round(matmul_peak("bfloat16"), 1), "fp32": round(matmul_peak("float32"), 1)}
+    print(results["peak_gflops"], flush=True)
+
+    print("== training: tokclf", flush=True)
+    ours = run_worker("tokclf", cfg)
+    print(ours, flush=True)
+    results["train_tokclf"] = ours
+    if not args.skip_baseline:
+        print("== training: baseline (padded per-item fp32)", flush=True)
+        base_cfg = dict(cfg, train_sentences=args.baseline_sentences or n_train)
+        base = run_worker("baseline", base_cfg)
+        print(base, flush=True)
+        results["train_baseline"] = base
+        results["train_speedup"] = round(ours["sentences_per_s"] / base["sentences_per_s"], 2)
+        results["f1_difference"] = round(ours["valid_f1"] - base["valid_f1"], 4)
+        print(f"training speed-up: {results['train_speedup']}x  (F1 tokclf {ours['valid_f1']} vs baseline {base['valid_f1']})")
+
+    avg_len = ours["tokens_per_s"] / ours["sentences_per_s"]
+    flops = model_flops_per_token(avg_len)
+    achieved = flops * ours["tokens_per_s"] / 1e9
+    results["compute"] = {
+        "flops_per_token": round(flops), "achieved_gflops": round(achieved, 1),
+        "share_of_bf16_peak": round(achieved / results["peak_gflops"]["bf16"], 3),
+    }
+    print("compute:", results["compute"], flush=True)
+
+    results["cli_help_s"] = cli_startup()
+    print("tokclf --help:", results["cli_help_s"], "s", flush=True)
+    tok = tokenize_cache(n_train)
+    if tok:
+        results["tokenize_cache"] = tok
+        print("tokenize cache:", tok, flush=True)
+
+    out = REPO / "bench" / "results" / f"bench-{mode}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
