@@ -1,5 +1,6 @@
 """Files a run leaves next to the model: params (never the token), metrics, validation report,
-training log and a short README. All are written inside the staging folder (see tokclf.staging)."""
+training log and the model card (README.md, see tokclf.card). All are written inside the staging
+folder (see tokclf.staging)."""
 
 from __future__ import annotations
 
@@ -28,15 +29,19 @@ def versions() -> dict[str, str]:
     }
 
 
-def data_summary(data: LabelledData) -> dict[str, Any]:
-    return {
-        name: {
+def data_summary(data: LabelledData, fingerprints: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Per split: source, sentences, words and (when given) the content hash of tokclf.card."""
+    out = {}
+    for name, ds in data.splits.items():
+        row = {
             "source": data.sources.get(name, name),
             "sentences": len(ds),
             "words": int(sum(len(t) for t in ds[TOKENS])),
         }
-        for name, ds in data.splits.items()
-    }
+        if fingerprints and name in fingerprints:
+            row["sha256"] = fingerprints[name]["sha256"]
+        out[name] = row
+    return out
 
 
 def write_outputs(
@@ -49,47 +54,31 @@ def write_outputs(
     model_path: str,
     log_history: list[dict[str, Any]] | None = None,
 ) -> None:
+    """Write training_params.json, metrics.json, validation_report.json, training_log.json and the
+    model card README.md into `out` (the staging folder, after the model and tokenizer were saved
+    there: the card reads the tokenizer's model_max_length from it)."""
+    from tokclf.card import data_fingerprints, render_card
+
+    fingerprints = data_fingerprints(data)
+    run_versions = versions()
     write_json(out / "training_params.json", {
         **params.public_dict(),
         "resolved_model_path": model_path,
         "label_names": data.label_names,
         "label_origin": data.label_origin,
-        "data": data_summary(data),
-        "versions": versions(),
+        "data": data_summary(data, fingerprints),
+        "versions": run_versions,
     })
     write_json(out / "metrics.json", metrics)
     report.write_json(out / "validation_report.json")
     if log_history:
         write_json(out / "training_log.json", log_history)
-    (out / "README.md").write_text(render_readme(params, data, metrics), encoding="utf-8")
+    card = render_card(params, data, metrics, report, model_dir=out, fingerprints=fingerprints, versions=run_versions)
+    (out / "README.md").write_text(card, encoding="utf-8")
 
 
-def _table(metrics: dict[str, Any]) -> str:
-    rows = ["| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for name, row in sorted((metrics.get("per_type") or {}).items()):
-        rows.append(f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
-    rows.append(
-        f"| **overall** | {metrics['precision']:.4f} | {metrics['recall']:.4f} | {metrics['f1']:.4f} | |"
-    )
-    return "\n".join(rows)
+def render_readme(params: TokenClassificationParams, data: LabelledData, metrics: dict[str, Any], report: Any = None) -> str:
+    """Kept for callers of the old short README: the full model card (tokclf.card.render_card)."""
+    from tokclf.card import render_card
 
-
-def render_readme(params: TokenClassificationParams, data: LabelledData, metrics: dict[str, Any]) -> str:
-    name = Path(params.project_name).name
-    labels = ", ".join(data.label_names) if data.label_names else f"{data.num_labels} unnamed integer tags"
-    parts = [
-        f"# {name}\n",
-        f"Token classification model fine-tuned with tokclf from `{params.model}`.\n",
-        f"Labels: {labels}\n",
-    ]
-    for split_key in ("validation", "test"):
-        m = metrics.get(split_key)
-        if m:
-            scheme = "entity level (seqeval, on words)" if m.get("scheme") == "entity" else "per tag, on words"
-            parts.append(f"## {split_key} ({m.get('split', split_key)}): {scheme}\n\n{_table(m)}\n\nToken accuracy: {m['accuracy']:.4f}\n")
-    parts.append(
-        "## Usage\n\n```python\nfrom transformers import pipeline\n\n"
-        f'ner = pipeline("token-classification", model="{name}", aggregation_strategy="simple")\n'
-        'print(ner("Your text here"))\n```\n'
-    )
-    return "\n".join(parts)
+    return render_card(params, data, metrics, report)

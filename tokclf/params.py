@@ -14,6 +14,7 @@ Two spec options no longer exist upstream in transformers 5 and are mapped (see
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,6 +92,17 @@ class TokenClassificationParams(BaseModel):
     username: str | None = None
     token: SecretStr | None = Field(default=None, repr=False)
     save_total_limit: int = Field(default=1, ge=1)
+    # tokclf: publishing additions (see docs/publishing.md)
+    hub_private: bool = Field(default=True, description="Create the Hub repo as private (ignored when it already exists).")
+    publish_tolerance: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Quality gate: publish when the new validation F1 >= the published model's F1 minus this "
+        "(F1 on the 0-1 scale of metrics.json: 0.01 = one F1 point).",
+    )
+    force_publish: bool = Field(default=False, description="Publish even when the quality gate would skip.")
+    hub_token_secret: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the Hub token (used when token is not given).",
+    )
 
     # --- logging -----------------------------------------------------------------------------------
     log: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
@@ -135,6 +147,10 @@ class TokenClassificationParams(BaseModel):
             )
         if self.push_to_hub and not self.username:
             raise ValueError("push_to_hub=True needs username (the Hub user or organisation to push to)")
+        if self.push_to_hub:
+            problem = hub_repo_id_problem(self.username or "", Path(self.project_name).expanduser().name)
+            if problem:
+                raise ValueError(problem)
         return self
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -147,6 +163,23 @@ class TokenClassificationParams(BaseModel):
 
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token is not None else None
+
+
+# Hub repo names: letters, digits, "-", "_", "."; no "--" or ".."; not starting or ending with "-" or ".";
+# at most 96 characters (huggingface_hub's validate_repo_id plus the Hub's own rule on length).
+_HUB_NAME = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9_])?$")
+
+
+def hub_repo_id_problem(namespace: str, name: str) -> str | None:
+    """Why `namespace/name` cannot be a Hub repo id (None when it can)."""
+    if not _HUB_NAME.match(namespace or ""):
+        return (f"username {namespace!r} is not a valid Hub user or organisation name "
+                "(letters, digits, '-', '_', '.'; no '--' or '..'; not starting or ending with '-' or '.')")
+    if not _HUB_NAME.match(name or ""):
+        return (f"the Hub repo name is the last part of project_name, {name!r}, which is not a valid repo name "
+                "(letters, digits, '-', '_', '.', at most 96 characters; no '--' or '..'; not starting or ending "
+                "with '-' or '.'): choose another project_name")
+    return None
 
 
 def params_from_mapping(data: dict[str, Any], *, source: str = "parameters") -> TokenClassificationParams:
