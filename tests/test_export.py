@@ -1,0 +1,106 @@
+"""tokclf export --format onnx [--quantize int8]: files written, onnxruntime runs them, and
+`tokclf predict` on the export gives the PyTorch model's outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tokclf.cli import main as cli_main
+from tokclf.predict import Predictor
+
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+TEXTS = [
+    "John  Smith works at Google, in Paris.",
+    "Zoë Saltana visited Montréal — and 東京 🙂 today!",
+    "Peter Blackburn of Reuters . " * 15,  # longer than the 32-token window: several windows
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def bio_model(tokenizer_dir: Path, tmp_path_factory) -> Path:
+    """A tiny random BERT with BIO label names and a short window (as a tokclf run saves it)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    torch.manual_seed(3)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+    )
+    out = tmp_path_factory.mktemp("bio-tiny")
+    BertForTokenClassification(config).save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    (out / "training_params.json").write_text(json.dumps({"max_seq_length": 32, "stride": 4}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(bio_model, tmp_path_factory) -> tuple[Path, dict]:
+    from tokclf.export import export_model
+
+    out = tmp_path_factory.mktemp("export") / "onnx"
+    return out, export_model(bio_model, out, quantize="int8")
+
+
+def test_export_writes_model_tokenizer_and_labels(exported):
+    out, manifest = exported
+    for name in ("model.onnx", "model_quantized.onnx", "labels.json", "config.json", "tokenizer.json", "tokclf_export.json"):
+        assert (out / name).is_file(), name
+    labels = json.loads((out / "labels.json").read_text())
+    assert [labels["id2label"][str(i)] for i in range(len(LABELS))] == LABELS
+    assert manifest["files"] == {"fp32": "model.onnx", "int8": "model_quantized.onnx"} and manifest["default"] == "int8"
+    assert manifest["max_seq_length"] == 32 and manifest["stride"] == 4
+    assert manifest["check"]["fp32"]["max_abs_diff"] < 1e-4
+    assert json.loads((out / "tokclf_export.json").read_text())["inputs"][:2] == ["input_ids", "attention_mask"]
+    assert (out / "model_quantized.onnx").stat().st_size < (out / "model.onnx").stat().st_size
+    assert [p.name for p in out.parent.iterdir()] == ["onnx"]  # no staging folder left behind
+
+
+def test_onnx_predictions_match_pytorch(bio_model, exported):
+    out, _ = exported
+    torch_records = Predictor(bio_model, mixed_precision=None).predict(TEXTS)
+    onnx_pred = Predictor(out / "model.onnx")
+    assert (onnx_pred.backend.name, onnx_pred.backend.precision) == ("onnx", "fp32")
+    assert (onnx_pred.max_seq_length, onnx_pred.stride) == (32, 4)
+    onnx_records = onnx_pred.predict(TEXTS)
+    for a, b in zip(torch_records, onnx_records):
+        assert a.words == b.words and a.tags == b.tags
+        key = [(e["type"], e["text"], e["start"], e["end"], e["words"]) for e in a.entities]
+        assert key == [(e["type"], e["text"], e["start"], e["end"], e["words"]) for e in b.entities]
+        assert a.scores == pytest.approx(b.scores, abs=1e-4)
+
+
+def test_int8_is_the_default_of_a_quantized_export(exported):
+    out, _ = exported
+    pred = Predictor(out)
+    assert pred.backend.precision == "int8"
+    records = pred.predict(TEXTS)
+    assert [len(r.tags) for r in records] == [len(r.words) for r in records]
+    assert len(records[2].tags) > 60
+
+
+def test_cli_export_then_predict(bio_model, tmp_path, capsys):
+    out = tmp_path / "exp"
+    assert cli_main(["export", "--model", str(bio_model), "--output", str(out), "--format", "onnx"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == {"fp32": "model.onnx"} and summary["default"] == "fp32"
+    # Exporting again over a tokclf export replaces it.
+    assert cli_main(["export", "--model", str(bio_model), "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert cli_main(["predict", "--model", str(out), "--output-format", "jsonl", "John Smith works at Google ."]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["words"] == ["John", "Smith", "works", "at", "Google", "."]
+
+
+def test_export_refuses_a_foreign_folder(bio_model, tmp_path, capsys):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    assert cli_main(["export", "--model", str(bio_model), "--output", str(target)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert (target / "notes.txt").read_text() == "keep me"

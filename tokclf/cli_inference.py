@@ -1,0 +1,155 @@
+"""`tokclf predict`, `tokclf export`, `tokclf serve` (registered through tokclf.cli.EXTENSIONS).
+
+Only argparse-level code at import: the commands import torch/transformers/onnx when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tokclf.errors import TokclfError
+
+PRECISION_CHOICES = ["auto", "none", "fp32", "bf16", "fp16"]
+
+
+def _precision(value: str | None) -> str | None:
+    return None if value in (None, "none", "fp32") else value
+
+
+def _quiet_loading(args: argparse.Namespace) -> None:
+    """No weight-loading progress bars from transformers on the terminal unless --verbose."""
+    if getattr(args, "verbose", False):
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tokclf.predict import Predictor, output_format_for, read_inputs, score_records, write_records
+    from tokclf.staging import write_json
+
+    if args.input is not None and args.texts:
+        raise TokclfError("give texts as arguments or --input, not both", fix="tokclf predict --model M --input FILE")
+    from_file = args.input is not None
+    if args.input is None and not args.texts:
+        if sys.stdin.isatty():
+            raise TokclfError("nothing to predict", fix='tokclf predict --model M "Some text." (or --input FILE, '
+                              "or pipe text lines into stdin)")
+        args.input = "-"
+    if args.input is not None:
+        items: Any = read_inputs(
+            args.input, input_format=args.input_format, text_column=args.text_column,
+            tokens_column=args.tokens_column, tags_column=args.tags_column, split=args.split,
+            conll_token_column=args.conll_token_column, conll_tag_column=args.conll_tag_column,
+            conllu_tag=args.conllu_tag, max_samples=args.max_samples,
+        )
+    else:
+        items = list(args.texts)
+    _quiet_loading(args)
+    predictor = Predictor(
+        args.model, mixed_precision=_precision(args.mixed_precision), token_budget=args.batch_tokens,
+        batch_size=args.batch_size, max_seq_length=args.max_seq_length, stride=args.stride,
+    )
+    fmt = output_format_for(args.output, args.output_format, count=len(items), tty=sys.stdout.isatty())
+    show = args.progress if args.progress is not None else (from_file and sys.stderr.isatty())
+    has_gold = any(getattr(i, "gold", None) is not None for i in items)
+    if args.metrics and not has_gold:
+        raise TokclfError("--metrics needs inputs with gold tags (a tag column)", where=str(args.input or "texts"),
+                          fix="predict on CoNLL/JSONL/data inputs that carry tags, or drop --metrics.")
+    if has_gold:
+        records = predictor.predict(items, progress=show)
+        write_records(records, args.output, fmt)
+        metrics = score_records(records, predictor.label_names)
+        if metrics is not None:
+            summary = {k: round(metrics[k], 4) for k in ("precision", "recall", "f1", "accuracy")}
+            print(f"scores against the input's tags ({metrics['scheme']} level): {json.dumps(summary)}", file=sys.stderr)
+            if args.metrics:
+                write_json(args.metrics, metrics)
+    else:
+        write_records(predictor.iter_predict(items, progress=show), args.output, fmt)
+    if args.output and args.output != "-":
+        print(f"wrote {len(items)} record(s) to {args.output} ({fmt})", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tokclf.export import export_model
+
+    _quiet_loading(args)
+    manifest = export_model(args.model, args.output, fmt=args.format, quantize=args.quantize, opset=args.opset)
+    print(json.dumps({k: manifest[k] for k in ("output_dir", "files", "default", "exporter", "check")}, indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tokclf.serve import ServeSettings, serve
+
+    _quiet_loading(args)
+    settings = ServeSettings(
+        max_body_bytes=args.max_body_bytes, max_texts=args.max_texts, max_text_chars=args.max_text_chars,
+        batch_wait_ms=args.batch_wait_ms, batch_tokens=args.batch_tokens,
+    )
+    serve(args.model, host=args.host, port=args.port, settings=settings,
+          mixed_precision=_precision(args.mixed_precision), log_level="info" if args.verbose else "warning")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict", help="tag raw text, text/CoNLL/JSONL files or datasets; entities with character offsets",
+        description="Predict tags and entities. Raw text is split into words with offsets kept (see docs/inference.md); "
+        "long texts are covered by overlapping windows, nothing is truncated.",
+    )
+    p.add_argument("texts", nargs="*", help="raw texts to tag (or use --input, or pipe lines into stdin)")
+    p.add_argument("--model", required=True, help="a `tokclf train` folder, a `tokclf export` folder or a .onnx file")
+    p.add_argument("-i", "--input", help="file to tag ('-' = stdin): .txt (one text per line, or CoNLL), .conll, "
+                   ".conllu, .jsonl, .csv/.json/.parquet, a data folder or a Hub dataset id")
+    p.add_argument("--input-format", default="auto", choices=["auto", "text", "conll", "conllu", "jsonl", "data"])
+    p.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    p.add_argument("--output-format", default="auto", choices=["auto", "jsonl", "conll", "table"],
+                   help="auto: by --output's extension (.conll/.tsv/.txt -> conll, else jsonl); "
+                   "on a terminal a table for up to 20 texts")
+    p.add_argument("--metrics", help="with gold tags in the input: write the scores (as `tokclf evaluate`) to this JSON file")
+    p.add_argument("--text-column", default="text", help="JSONL field with raw text (default: text)")
+    p.add_argument("--tokens-column", default="tokens", help="JSONL/data field with pre-split words (default: tokens)")
+    p.add_argument("--tags-column", default="tags", help="JSONL/data field with gold tags (default: tags)")
+    p.add_argument("--split", default="test", help="split to read from a data folder or dataset (default: test)")
+    p.add_argument("--conll-token-column", type=int, default=0)
+    p.add_argument("--conll-tag-column", type=int, default=-1)
+    p.add_argument("--conllu-tag", choices=["upos", "xpos"], default="upos")
+    p.add_argument("--max-samples", type=int, help="only the first N inputs")
+    p.add_argument("--mixed-precision", choices=PRECISION_CHOICES, default="auto",
+                   help="auto: bf16 where the CPU/GPU runs it natively, else fp32 (ignored for ONNX models)")
+    p.add_argument("--batch-tokens", type=int, default=4096, help="tokens per batch, rows x padded length (default: 4096)")
+    p.add_argument("--batch-size", type=int, default=256, help="rows per batch at most (default: 256)")
+    p.add_argument("--max-seq-length", type=int, help="window length in subword tokens (default: the training run's)")
+    p.add_argument("--stride", type=int, help="overlap between windows (default: the training run's)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: for files, on a terminal)")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("export", help="export a trained model to ONNX (optionally dynamic int8) for onnxruntime")
+    e.add_argument("--model", required=True, help="a `tokclf train` folder")
+    e.add_argument("--output", required=True, help="folder to write (model.onnx, tokenizer, labels.json)")
+    e.add_argument("--format", default="onnx", choices=["onnx"])
+    e.add_argument("--quantize", choices=["none", "int8"], help="int8: also write model_quantized.onnx (dynamic "
+                   "int8) and make it the default for `tokclf predict --model OUTPUT`")
+    e.add_argument("--opset", type=int, default=17)
+    e.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="HTTP server: POST /predict (texts in, entities out), GET /health")
+    s.add_argument("--model", required=True, help="a `tokclf train` folder, a `tokclf export` folder or a .onnx file")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (default: 1 MiB)")
+    s.add_argument("--max-texts", type=int, default=256, help="texts per request at most (default: 256)")
+    s.add_argument("--max-text-chars", type=int, default=100_000, help="characters per text at most (default: 100000)")
+    s.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long to collect concurrent requests into one batch")
+    s.add_argument("--batch-tokens", type=int, default=16_384, help="estimated tokens per collected batch at most")
+    s.add_argument("--mixed-precision", choices=PRECISION_CHOICES, default="auto")
+    s.set_defaults(func=cmd_serve)
