@@ -6,3 +6,8 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export DO_NOT_TRACK=1
 export WANDB_MODE=${WANDB_MODE:-offline}
 export TOKENIZERS_PARALLELISM=false
+# Prefect and DVC: no telemetry (Prefect's otherwise does DNS lookups), a start-up timeout that
+# suits 2 cores for Prefect's temporary server.
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+export DVC_NO_ANALYTICS=1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}

@@ -213,13 +213,120 @@ def split_names(params: TokenClassificationParams, data: LabelledData) -> tuple[
     return params.train_split, valid if valid in data.splits else None, test
 
 
-def train(params: TokenClassificationParams) -> TrainResult:
-    """Train, evaluate and save a model as `params` describe; returns metrics and output folder."""
+@dataclass
+class FitResult:
+    """What `fit` leaves: the Trainer (its state holds the log history), the fine-tuned model (best
+    checkpoint loaded when there was evaluation) and metrics {"train": ..., "best_checkpoint": ...}."""
+
+    trainer: Any
+    model: Any
+    metrics: dict[str, Any]
+
+
+def eval_kwargs_for(params: TokenClassificationParams) -> dict[str, Any]:
+    """Keyword arguments of `tokclf.evaluation.score_sentences` for a run's parameters."""
+    return dict(
+        max_seq_length=params.max_seq_length, stride=params.stride,
+        batch_size=max(params.batch_size, 32), mixed_precision=params.mixed_precision,
+    )
+
+
+def fit(
+    params: TokenClassificationParams,
+    *,
+    data: LabelledData,
+    tokenizer: Any,
+    model_path: str,
+    train_name: str,
+    valid_name: str | None,
+    train_features: Any,
+    valid_features: Any,
+    out: Path,
+) -> FitResult:
+    """Fine-tune the base model on tokenized features (`tokclf.features.tokenize_split`).
+
+    Shared by `train` and the pipeline's train stage (`tokclf.stages.train`). Checkpoints go to
+    `out/checkpoints` (removed by `save_run`); evaluation during training scores `valid_name` on
+    words (early stopping and the best checkpoint use its entity F1). Call inside `_tracker_env`.
+    """
     from transformers import AutoModelForTokenClassification, EarlyStoppingCallback, set_seed
 
     from tokclf.evaluation import score_sentences
-    from tokclf.features import tokenize_split
+
+    label_names = data.label_names
+    num_labels = data.num_labels
+    id2label = {i: (label_names[i] if label_names else f"LABEL_{i}") for i in range(num_labels)}
+    set_seed(params.seed)
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_path, num_labels=num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=True,
+    )
+    eval_kwargs = eval_kwargs_for(params)
+    checkpoints = out / "checkpoints"
+    args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
+    keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
+    trainer_cls = _make_trainer_class()
+    callbacks = []
+    if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_features.select_columns(keep),
+        # Unused by our evaluate(); given because Trainer checks one exists when evaluating.
+        eval_dataset=valid_features,
+        data_collator=_DropExtraColumns(tokenizer),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.scorer = lambda m: score_sentences(
+        m, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
+    )
+    started = time.perf_counter()
+    train_output = trainer.train()
+    train_seconds = time.perf_counter() - started
+    metrics: dict[str, Any] = {
+        "train": {
+            "runtime_s": round(train_seconds, 2),
+            "loss": float(train_output.training_loss),
+            "epochs": float(trainer.state.epoch or 0),
+            "steps": int(trainer.state.global_step),
+            "sentences": len(data.splits[train_name]),
+            "features": len(train_features),
+            "sentences_per_s": round(len(data.splits[train_name]) * float(trainer.state.epoch or 0) / max(train_seconds, 1e-9), 2),
+        },
+        "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
+    }
+    return FitResult(trainer=trainer, model=trainer.model, metrics=metrics)
+
+
+def save_run(
+    out: Path,
+    fitted: FitResult,
+    *,
+    tokenizer: Any,
+    params: TokenClassificationParams,
+    data: LabelledData,
+    report: Any,
+    metrics: dict[str, Any],
+    model_path: str,
+) -> None:
+    """Model, tokenizer and the run's files (tokclf.outputs) into the staging folder `out`."""
     from tokclf.outputs import write_outputs
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    fitted.trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    write_outputs(
+        out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
+        log_history=fitted.trainer.state.log_history,
+    )
+
+
+def train(params: TokenClassificationParams) -> TrainResult:
+    """Train, evaluate and save a model as `params` describe; returns metrics and output folder."""
+    from tokclf.evaluation import score_sentences
+    from tokclf.features import tokenize_split
     from tokclf.resolve import resolve_model_path
     from tokclf.staging import check_target, staged_dir
     from tokclf.tokenizer import load_tokenizer
@@ -236,8 +343,6 @@ def train(params: TokenClassificationParams) -> TrainResult:
             "(set valid_split or validation_split_ratio to choose the best epoch on F1)"
         )
     label_names = data.label_names
-    num_labels = data.num_labels
-    id2label = {i: (label_names[i] if label_names else f"LABEL_{i}") for i in range(num_labels)}
 
     def features_for(name: str, with_labels: bool) -> Any:
         return tokenize_split(
@@ -247,54 +352,15 @@ def train(params: TokenClassificationParams) -> TrainResult:
 
     train_features = features_for(train_name, True)
     valid_features = features_for(valid_name, False) if valid_name else None
-
-    set_seed(params.seed)
-    model = AutoModelForTokenClassification.from_pretrained(
-        model_path, num_labels=num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-        ignore_mismatched_sizes=True,
-    )
-    eval_kwargs = dict(
-        max_seq_length=params.max_seq_length, stride=params.stride,
-        batch_size=max(params.batch_size, 32), mixed_precision=params.mixed_precision,
-    )
+    eval_kwargs = eval_kwargs_for(params)
 
     with staged_dir(params.project_name) as out, _tracker_env(params, out):
-        checkpoints = out / "checkpoints"
-        args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
-        keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
-        trainer_cls = _make_trainer_class()
-        callbacks = []
-        if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
-            callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
-        trainer = trainer_cls(
-            model=model,
-            args=args,
-            train_dataset=train_features.select_columns(keep),
-            # Unused by our evaluate(); given because Trainer checks one exists when evaluating.
-            eval_dataset=valid_features,
-            data_collator=_DropExtraColumns(tokenizer),
-            processing_class=tokenizer,
-            callbacks=callbacks,
+        fitted = fit(
+            params, data=data, tokenizer=tokenizer, model_path=model_path, train_name=train_name,
+            valid_name=valid_name, train_features=train_features, valid_features=valid_features, out=out,
         )
-        trainer.scorer = lambda m: score_sentences(
-            m, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
-        )
-        started = time.perf_counter()
-        train_output = trainer.train()
-        train_seconds = time.perf_counter() - started
-        model = trainer.model
-        metrics: dict[str, Any] = {
-            "train": {
-                "runtime_s": round(train_seconds, 2),
-                "loss": float(train_output.training_loss),
-                "epochs": float(trainer.state.epoch or 0),
-                "steps": int(trainer.state.global_step),
-                "sentences": len(data.splits[train_name]),
-                "features": len(train_features),
-                "sentences_per_s": round(len(data.splits[train_name]) * float(trainer.state.epoch or 0) / max(train_seconds, 1e-9), 2),
-            },
-            "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
-        }
+        model = fitted.model
+        metrics = fitted.metrics
         if valid_name:
             metrics["validation"] = score_sentences(
                 model, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
@@ -303,13 +369,8 @@ def train(params: TokenClassificationParams) -> TrainResult:
         if test_name:
             metrics["test"] = score_sentences(model, tokenizer, data.splits[test_name], label_names, **eval_kwargs)
             metrics["test"]["split"] = test_name
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        trainer.save_model(str(out))
-        tokenizer.save_pretrained(str(out))
-        write_outputs(
-            out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
-            log_history=trainer.state.log_history,
-        )
+        save_run(out, fitted, tokenizer=tokenizer, params=params, data=data, report=report, metrics=metrics,
+                 model_path=model_path)
     output_dir = Path(params.project_name).expanduser().resolve()
     log.info("model and metrics written to %s", output_dir)
     return TrainResult(output_dir=output_dir, metrics=metrics, validation_report=report.to_dict())

@@ -1,0 +1,24 @@
+"""Prefect flows of tokclf (they chain the tasks of `tasks/`; the logic is in tokclf.stages).
+
+    training_flow    `token-classification`: ingest -> validate -> tokenize -> train -> evaluate -> publish
+    retraining_flow  `token-classification-retrain`: retrain only when data or parameters changed
+
+Run from the repository root: `python -m flows run`, `python -m flows retrain`, `python -m flows serve`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["training_flow", "retraining_flow"]
+
+
+def __getattr__(name: str):
+    # Lazy: `python -m flows serve` should not import torch before it needs to.
+    if name == "training_flow":
+        from flows.training import training_flow
+
+        return training_flow
+    if name == "retraining_flow":
+        from flows.retraining import retraining_flow
+
+        return retraining_flow
+    raise AttributeError(name)

@@ -1,0 +1,115 @@
+"""Prefect tasks: each wraps one tokclf.stages entry point; the logic stays in the library.
+
+Caching (results persisted, by default under <workdir>/.tokclf-cache/prefect-results: see
+`results_storage`):
+- ingest, validate and tokenize are cached on *content*: the cache key is the stage's own key
+  (tokclf.stages.ingest_key / validate_key / tokenize_key: hashes of the source bytes, of the saved
+  datasets, of the tokenizer files, and the parameters the stage reads) plus its output paths. A
+  path whose content changed gives a new key, so a cached result is never stale the way an INPUTS
+  policy over path strings would be. A Hub dataset id has no local bytes: ingest is not cached.
+  The flows also refresh a cached result when the output folder no longer carries that key.
+- train, evaluate and publish are never cached (a rerun means: do it again).
+
+Retries: only publish retries (3 times, exponential backoff 10 s, 20 s, 40 s with jitter), and only
+on transient Hub errors (tokclf.publish.prefect_retry_condition); the other stages are
+deterministic, so a retry would fail the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from tokclf import stages
+from tokclf.params import TokenClassificationParams
+from tokclf.publish import prefect_retry_condition
+
+RESULTS_DIR = ".tokclf-cache/prefect-results"
+PUBLISH_RETRIES = 3
+PUBLISH_BACKOFF_S = 10
+
+
+def results_storage(workdir: str | Path) -> Path:
+    """Where task results (and so cache records) are persisted for a project root."""
+    return Path(workdir).expanduser().resolve() / RESULTS_DIR
+
+
+def _with_outputs(key: str | None, *paths: Any) -> str | None:
+    if key is None:
+        return None
+    where = "\0".join(str(Path(p).expanduser().resolve()) for p in paths)
+    return f"{key}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+
+
+def ingest_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    return _with_outputs(stages.ingest_key(parameters["params"]), parameters["raw_dir"], parameters["out_dir"])
+
+
+def validate_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    key = stages.validate_key(parameters["params"], parameters["data_dir"])
+    return _with_outputs(key, parameters["out_dir"], parameters["report_path"])
+
+
+def tokenize_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    return _with_outputs(stages.tokenize_key(parameters["params"], parameters["data_dir"]), parameters["out_dir"])
+
+
+@task(name="ingest", cache_key_fn=ingest_cache_key, persist_result=True, retries=0)
+def ingest_task(params: TokenClassificationParams, raw_dir: str, out_dir: str,
+                source_name: str | None = None) -> dict[str, Any]:
+    """Source -> raw copy + normalised dataset (tokclf.stages.ingest)."""
+    return stages.ingest(params, raw_dir=raw_dir, out_dir=out_dir, source_name=source_name)
+
+
+@task(name="validate", cache_key_fn=validate_cache_key, persist_result=True, retries=0)
+def validate_task(params: TokenClassificationParams, data_dir: str, out_dir: str, report_path: str) -> dict[str, Any]:
+    """Report; hard errors raise ValidationFailed and stop the flow (tokclf.stages.validate)."""
+    return stages.validate(params, data_dir=data_dir, out_dir=out_dir, report_path=report_path)
+
+
+@task(name="tokenize", cache_key_fn=tokenize_cache_key, persist_result=True, retries=0)
+def tokenize_task(params: TokenClassificationParams, data_dir: str, out_dir: str) -> dict[str, Any]:
+    """Aligned, windowed features of every split (tokclf.stages.tokenize)."""
+    return stages.tokenize(params, data_dir=data_dir, out_dir=out_dir)
+
+
+@task(name="train", cache_policy=NO_CACHE, retries=0)
+def train_task(params: TokenClassificationParams, data_dir: str, features_dir: str, report_path: str,
+               out_dir: str) -> dict[str, Any]:
+    """Fine-tune; writes the model folder (tokclf.stages.train)."""
+    return stages.train(params, data_dir=data_dir, features_dir=features_dir, report_path=report_path, out_dir=out_dir)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE, retries=0)
+def evaluate_task(params: TokenClassificationParams, model_dir: str, data_dir: str, features_dir: str,
+                  metrics_path: str, details_path: str, plots_dir: str) -> dict[str, Any]:
+    """metrics.json, per-type scores, plot data and PNGs (tokclf.stages.evaluate)."""
+    return stages.evaluate(params, model_dir=model_dir, data_dir=data_dir, features_dir=features_dir,
+                           metrics_path=metrics_path, details_path=details_path, plots_dir=plots_dir)
+
+
+@task(
+    name="publish", cache_policy=NO_CACHE, retries=PUBLISH_RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=PUBLISH_BACKOFF_S), retry_jitter_factor=0.2,
+    retry_condition_fn=prefect_retry_condition,
+)
+def publish_task(params: TokenClassificationParams, model_dir: str, out_path: str) -> dict[str, Any]:
+    """Hub push when push_to_hub, else a recorded no-op (tokclf.stages.publish); retried with backoff."""
+    return stages.publish(params, model_dir=model_dir, out_path=out_path)
+
+
+@task(name="dvc-record", cache_policy=NO_CACHE, retries=0)
+def dvc_record_task(root: str, push: bool = False) -> dict[str, Any]:
+    """`dvc commit -f` (and `dvc push`) of what the flow wrote (tokclf.stages.dvc_record)."""
+    return stages.dvc_record(root, push=push)
+
+
+__all__ = [
+    "ingest_task", "validate_task", "tokenize_task", "train_task", "evaluate_task", "publish_task",
+    "dvc_record_task", "results_storage", "ingest_cache_key", "validate_cache_key", "tokenize_cache_key",
+]

@@ -1,0 +1,152 @@
+"""The Prefect flows end to end under prefect_test_harness (temporary SQLite server), on the tiny
+random BERT: task caching on content, reuse after a failed run, the retraining decision, the
+parameter schema, retries only on publish."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def write_params(root: Path, tiny_model_dir: Path, data: Path, **train) -> Path:
+    """The repo's params.yaml with tiny values (every key dvc.yaml lists stays present)."""
+    spec = yaml.safe_load((REPO / "params.yaml").read_text())
+    spec["data"].update(data_path=str(data), valid_split="validation", validation_split_ratio=None, seed=13)
+    spec["tokenize"].update(model=str(tiny_model_dir), max_seq_length=32, stride=4)
+    spec["train"].update(project_name="outputs/tiny", lr=5e-3, epochs=1, batch_size=8, logging_steps=2,
+                         mixed_precision=None, log="none", **train)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    from prefect.settings import (
+        PREFECT_HOME,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with temporary_settings(updates={PREFECT_HOME: str(home), PREFECT_SERVER_ANALYTICS_ENABLED: False,
+                                     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
+        with prefect_test_harness(server_startup_timeout=180):
+            yield home
+
+
+@pytest.fixture(scope="module")
+def project(tiny_model_dir, ner_jsonl_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("flow-project")
+    data = root / "source"
+    shutil.copytree(ner_jsonl_dir, data)
+    write_params(root, tiny_model_dir, data)
+    return root
+
+
+def test_parameter_schema_shows_training_params():
+    from flows.retraining import retraining_flow
+    from flows.training import training_flow
+
+    schema = training_flow.parameters.model_dump()
+    assert {"params", "config", "workdir", "record_with_dvc", "dvc_push"} <= set(schema["properties"])
+    definitions = json.dumps(schema.get("definitions") or schema.get("$defs") or {})
+    for field in ("lr", "epochs", "max_seq_length", "subword_labels", "data_path"):
+        assert f'"{field}"' in definitions, field
+    assert training_flow.name == "token-classification"
+    assert retraining_flow.name == "token-classification-retrain"
+
+
+def test_retries_only_on_publish():
+    import tasks
+
+    assert tasks.publish_task.retries == 3
+    assert list(tasks.publish_task.retry_delay_seconds) == [10, 20, 40]  # exponential backoff
+    assert tasks.publish_task.retry_condition_fn is not None
+    for t in (tasks.ingest_task, tasks.validate_task, tasks.tokenize_task, tasks.train_task, tasks.evaluate_task):
+        assert t.retries == 0, t.name
+
+
+def test_training_flow_end_to_end(harness, project):
+    """A run that fails in train, started again, reuses the cached ingest/validate/tokenize results;
+    a second run does too; train is never cached; outputs land in dvc.yaml's paths."""
+    import torch
+
+    from flows.training import training_flow
+    from tokclf import stages
+
+    failed_in_train = not torch.cuda.is_available()
+    if failed_in_train:  # fp16 fails in the train stage on a CPU, after ingest/validate/tokenize ran
+        from tokclf.errors import EnvironmentProblem
+
+        params = stages.load_params(project / "params.yaml").model_copy(update={"mixed_precision": "fp16"})
+        with pytest.raises(EnvironmentProblem):
+            training_flow(params=params, workdir=str(project))
+        assert (project / stages.FEATURES).is_dir() and not (project / "outputs" / "tiny").exists()
+    first = training_flow(workdir=str(project))
+    expected = "Cached" if failed_in_train else "Completed"
+    assert first["stages"] == {"ingest": expected, "validate": expected, "tokenize": expected}
+    metrics = json.loads((project / stages.METRICS).read_text())
+    assert metrics["f1"] == first["metrics"]["f1"] and first["main_split"] == "test"
+    for rel in (stages.RAW, stages.PREPARED, stages.VALIDATED, stages.FEATURES, stages.VALIDATION_REPORT,
+                stages.EVALUATION, stages.PLOTS, stages.PUBLISH, "outputs/tiny/model.safetensors"):
+        assert (project / rel).exists(), rel
+    assert first["publish"]["status"] == "skipped"
+    assert (project / ".tokclf-cache" / "prefect-results").is_dir()  # results persisted locally
+
+    again = training_flow(workdir=str(project))
+    assert again["stages"] == {"ingest": "Cached", "validate": "Cached", "tokenize": "Cached"}
+    assert again["run_id"] != first["run_id"]  # train itself is never cached
+
+
+def test_deleted_outputs_are_rebuilt_not_taken_from_cache(harness, project):
+    from flows.training import prepare_data, resolve_run
+    from tasks import results_storage
+    from tokclf import stages
+
+    from prefect import flow
+
+    _, run_params, paths, _ = resolve_run(None, "params.yaml", str(project))
+    shutil.rmtree(paths.validated)
+
+    @flow(name="prepare-data")
+    def prepare() -> dict:
+        return prepare_data(run_params, paths, results_storage(project))["states"]
+
+    states = prepare()
+    assert states == {"ingest": "Cached", "validate": "Completed"}
+    assert stages.stamp_key(paths.validated) == stages.validate_key(run_params, paths.prepared)
+
+
+def test_retraining_skips_unchanged_data_and_retrains_on_change(harness, project):
+    from flows.retraining import retraining_flow
+
+    skipped = retraining_flow(workdir=str(project), record_with_dvc=False)
+    assert skipped["trained"] is False and "data unchanged" in skipped["reason"]
+
+    train_file = project / "source" / "train.jsonl"
+    lines = train_file.read_text().splitlines()
+    train_file.write_text("\n".join(lines[:-4]) + "\n")  # same path, other content
+    retrained = retraining_flow(workdir=str(project), record_with_dvc=False)
+    assert retrained["trained"] is True and "data changed" in retrained["reason"]
+    assert retrained["stages"]["ingest"] == "Cached"  # the subflow reuses what the retrain flow just read
+    details = json.loads((project / "reports" / "evaluation.json").read_text())
+    assert details["model"]["run_id"] == retrained["run_id"]
+    assert retraining_flow(workdir=str(project), record_with_dvc=False)["trained"] is False

@@ -1,0 +1,275 @@
+"""Pipeline stages (tokclf.stages) through the Prefect tasks' `.fn()` and the `tokclf stage` CLI, on
+the tiny random BERT: outputs, content-based cache keys, hard validation errors, retrain decisions."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tokclf import stages  # noqa: E402
+from tokclf.errors import TokclfError, ValidationFailed  # noqa: E402
+from tokclf.params import TokenClassificationParams  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def tiny(tiny_model_dir: Path, data: Path, root: Path, **kw) -> TokenClassificationParams:
+    base = dict(
+        data_path=str(data), model=str(tiny_model_dir), project_name=str(root / "outputs" / "tiny"),
+        valid_split="validation", lr=5e-3, epochs=1, batch_size=8, max_seq_length=32, stride=4, logging_steps=2,
+        seed=13,
+    )
+    base.update(kw)
+    return TokenClassificationParams(**base)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model_dir, ner_jsonl_dir, tmp_path_factory):
+    """All six stages once, each through its Prefect task's .fn()."""
+    import tasks
+
+    root = tmp_path_factory.mktemp("project")
+    data = root / "source"
+    shutil.copytree(ner_jsonl_dir, data)
+    params = tiny(tiny_model_dir, data, root)
+    paths = stages.PipelinePaths.for_params(params, root)
+    results = {
+        "ingest": tasks.ingest_task.fn(params, str(paths.raw), str(paths.prepared)),
+        "validate": tasks.validate_task.fn(params, str(paths.prepared), str(paths.validated), str(paths.validation_report)),
+        "tokenize": tasks.tokenize_task.fn(params, str(paths.validated), str(paths.features)),
+    }
+    results["train"] = tasks.train_task.fn(params, str(paths.validated), str(paths.features),
+                                           str(paths.validation_report), str(paths.model))
+    results["evaluate"] = tasks.evaluate_task.fn(params, str(paths.model), str(paths.validated), str(paths.features),
+                                                 str(paths.metrics), str(paths.evaluation), str(paths.plots))
+    results["publish"] = tasks.publish_task.fn(params, str(paths.model), str(paths.publish))
+    return params, paths, results
+
+
+def test_ingest_copies_source_and_normalises(run, ner_jsonl_dir):
+    params, paths, results = run
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
+        assert (paths.raw / name).read_bytes() == (ner_jsonl_dir / name).read_bytes()
+    data = stages.load_labelled(paths.prepared)
+    assert {n: len(ds) for n, ds in data.splits.items()} == {"train": 48, "validation": 12, "test": 12}
+    assert data.label_names[0] == "O" and "B-PER" in data.label_names
+    # messages name the user's source, not the snapshot
+    assert all(str(paths.raw) not in s for s in data.sources.values())
+    assert results["ingest"]["splits"] == {"train": 48, "validation": 12, "test": 12}
+    assert stages.stamp_key(paths.prepared) == results["ingest"]["key"] == stages.ingest_key(params)
+
+
+def test_validate_and_tokenize_outputs(run):
+    params, paths, results = run
+    report = json.loads(paths.validation_report.read_text())
+    assert report["ok"] is True
+    assert stages.stamp_key(paths.validated) == stages.validate_key(params, paths.prepared)
+    features, meta = stages.load_features(paths.features)
+    assert set(features) == {"train", "validation", "test"}
+    assert "labels" in features["train"].column_names and "labels" not in features["test"].column_names
+    assert meta["max_seq_length"] == 32 and meta["stride"] == 4 and meta["subword_labels"] == "first"
+    assert meta["key"] == stages.stamp_key(paths.features) == stages.tokenize_key(params, paths.validated)
+    # no cache files were written into the inputs (DVC has hashed them as another stage's output)
+    assert not list(paths.prepared.rglob("cache-*.arrow")) and not list(paths.validated.rglob("cache-*.arrow"))
+
+
+def test_train_writes_model_folder(run):
+    params, paths, results = run
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "training_params.json", "metrics.json",
+                 "training_log.json", "validation_report.json", "README.md", stages.RUN_RECORD):
+        assert (paths.model / name).is_file(), name
+    metrics = json.loads((paths.model / "metrics.json").read_text())
+    assert {"train", "validation"} <= set(metrics) and "test" not in metrics
+    record = json.loads((paths.model / stages.RUN_RECORD).read_text())
+    assert record["data_fingerprint"] == stages.dataset_fingerprint(paths.validated)
+    assert record["features_key"] == stages.stamp_key(paths.features)
+
+
+def test_evaluate_metrics_and_plots(run):
+    params, paths, results = run
+    metrics = json.loads(paths.metrics.read_text())
+    assert metrics["f1"] == metrics["test"]["f1"]  # the main split is test when there is one
+    assert {"validation", "test", "train"} <= set(metrics)
+    assert all(isinstance(v, (int, float)) for v in metrics["test"].values())
+    details = json.loads(paths.evaluation.read_text())
+    assert details["main_split"] == "test" and set(details["scores"]["test"]["per_type"]) == {"PER", "ORG", "LOC"}
+    assert details["model"]["run_id"] == results["train"]["run_id"]
+    loss = json.loads((paths.plots / "train_loss.json").read_text())
+    assert loss and {"step", "loss"} <= set(loss[0])
+    assert json.loads((paths.plots / "eval_f1.json").read_text())[0]["f1"] >= 0
+    assert {r["type"] for r in json.loads((paths.plots / "per_type_f1.json").read_text())} == {"PER", "ORG", "LOC"}
+    lines = (paths.plots / "confusion.csv").read_text().splitlines()
+    assert lines[0] == "actual,predicted" and len(lines) - 1 == metrics["test"]["words"]
+    for png in ("training_curves.png", "per_type_f1.png", "confusion.png"):
+        assert (paths.plots / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+def test_publish_is_a_recorded_no_op(run):
+    params, paths, results = run
+    assert results["publish"]["status"] == "skipped"
+    assert json.loads(paths.publish.read_text())["status"] == "skipped"
+
+
+def test_cache_keys_follow_content_not_paths(run, tmp_path):
+    """tokenize: same content elsewhere -> same key; any byte, tokenizer file or setting -> another."""
+    import tasks
+
+    params, paths, _ = run
+    key = tasks.tokenize_cache_key(None, {"params": params, "data_dir": str(paths.validated), "out_dir": "f"})
+    copy = tmp_path / "validated-copy"
+    shutil.copytree(paths.validated, copy)
+    assert stages.tokenize_key(params, copy) == stages.tokenize_key(params, paths.validated)
+    base = stages.tokenize_key(params, paths.validated)
+    assert stages.tokenize_key(params.model_copy(update={"lr": 1.0}), paths.validated) == base
+    for change in ({"max_seq_length": 40}, {"stride": 5}, {"subword_labels": "all"}):
+        assert stages.tokenize_key(params.model_copy(update=change), paths.validated) != base, change
+    # the same path with other content
+    arrow = next(copy.rglob("data-*.arrow"))
+    arrow.write_bytes(arrow.read_bytes() + b"\0")
+    assert stages.tokenize_key(params, copy) != base
+    # another tokenizer file content at the same model path
+    model = tmp_path / "model"
+    shutil.copytree(Path(params.model), model)
+    moved = params.model_copy(update={"model": str(model)})
+    same = stages.tokenize_key(moved, paths.validated)
+    assert same == base
+    cfg = json.loads((model / "tokenizer_config.json").read_text())
+    cfg["model_max_length"] = 77
+    (model / "tokenizer_config.json").write_text(json.dumps(cfg))
+    assert stages.tokenize_key(moved, paths.validated) != base
+    # the task's key adds the output path to the stage key
+    assert key.startswith(base)
+    # ingest: content of the source, not its path
+    src = tmp_path / "src"
+    shutil.copytree(params.data_path, src)
+    assert stages.source_fingerprint(str(src)) == stages.source_fingerprint(params.data_path)
+    (src / "train.jsonl").write_text((src / "train.jsonl").read_text().replace("Paris", "Lyon"))
+    assert stages.source_fingerprint(str(src)) != stages.source_fingerprint(params.data_path)
+    assert stages.ingest_key(params.model_copy(update={"data_path": "someone/hub-dataset"})) is None
+
+
+def test_validation_errors_write_report_and_stop(tiny_model_dir, tmp_path):
+    import tasks
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"tokens": ["a", "b"], "tags": ["O"]}\n{"tokens": ["c"], "tags": ["O"]}\n')
+    params = tiny(tiny_model_dir, bad, tmp_path, valid_split=None)
+    paths = stages.PipelinePaths.for_params(params, tmp_path)
+    tasks.ingest_task.fn(params, str(paths.raw), str(paths.prepared))
+    with pytest.raises(ValidationFailed) as exc:
+        tasks.validate_task.fn(params, str(paths.prepared), str(paths.validated), str(paths.validation_report))
+    assert "bad.jsonl" in str(exc.value) and "line 1" in str(exc.value)
+    report = json.loads(paths.validation_report.read_text())
+    assert report["ok"] is False and report["num_errors"] == 1
+    assert not paths.validated.exists()
+
+
+def test_train_refuses_stale_features(run, tmp_path):
+    params, paths, _ = run
+    other = params.model_copy(update={"max_seq_length": 40})
+    with pytest.raises(TokclfError) as exc:
+        stages.train(other, data_dir=paths.validated, features_dir=paths.features,
+                     report_path=paths.validation_report, out_dir=tmp_path / "m")
+    assert "max_seq_length" in str(exc.value) and "tokenize" in str(exc.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_retrain_decision(run, tmp_path):
+    params, paths, results = run
+    train_again, why = stages.retrain_decision(params, paths)
+    assert not train_again and "unchanged" in why
+    train_again, why = stages.retrain_decision(params.model_copy(update={"lr": 0.5}), paths)
+    assert train_again and "parameters changed" in why
+    assert stages.retrain_decision(params.model_copy(update={"log": "tensorboard"}), paths)[0] is False
+    moved = stages.PipelinePaths.for_params(params, tmp_path)  # nothing there
+    assert stages.last_successful_run(moved) is None
+
+
+def test_stage_cli_and_replacing_outputs(run, tmp_path, capsys):
+    """`tokclf stage ingest` with params.yaml sections; a folder not written by a stage is never replaced."""
+    import yaml
+
+    from tokclf.cli import main as cli_main
+
+    params, paths, _ = run
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"data_path": params.data_path, "valid_split": "validation", "seed": 13},
+        "tokenize": {"model": params.model, "max_seq_length": 32, "stride": 4},
+        "train": {"project_name": str(tmp_path / "m")},
+    }))
+    rc = cli_main(["stage", "ingest", "--config", str(config), "--raw", str(tmp_path / "raw"),
+                   "--out", str(tmp_path / "prepared")])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["train"] == 48
+    assert stages.dataset_fingerprint(tmp_path / "prepared") == stages.dataset_fingerprint(paths.prepared)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    rc = cli_main(["stage", "ingest", "--config", str(config), "--raw", str(tmp_path / "raw2"), "--out", str(mine)])
+    assert rc == 2 and (mine / "notes.txt").read_text() == "keep"
+    assert "refusing" in capsys.readouterr().err
+
+
+def test_pipeline_paths_match_dvc_yaml():
+    """The flows write where dvc.yaml's stages read and write."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+    def paths_of(entries):
+        return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+
+    assert list(spec) == list(stages.STAGES)
+    assert paths_of(spec["ingest"]["outs"]) == {stages.RAW, stages.PREPARED}
+    assert paths_of(spec["validate"]["outs"]) == {stages.VALIDATED, stages.VALIDATION_REPORT}
+    assert paths_of(spec["tokenize"]["outs"]) == {stages.FEATURES}
+    assert paths_of(spec["train"]["outs"]) == {"${train.project_name}"}
+    assert paths_of(spec["evaluate"]["metrics"]) == {stages.METRICS}
+    assert paths_of(spec["evaluate"]["outs"]) == {stages.EVALUATION, stages.PLOTS}
+    assert paths_of(spec["publish"]["outs"]) == {stages.PUBLISH}
+    for name, stage in spec.items():
+        assert stage["cmd"].startswith(f"tokclf stage {name} "), name
+        assert "tokclf/stages.py" in stage["deps"], name
+    # each stage's params exist in params.yaml
+    repo_params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, stage in spec.items():
+        for key in stage.get("params", []):
+            node = repo_params
+            for part in key.split("."):
+                assert part in node, f"{name}: {key} missing from params.yaml"
+                node = node[part]
+
+
+def test_train_stage_under_torchrun(run, tmp_path):
+    """Two processes (torchrun, gloo on CPU; `accelerate launch --multi_gpu` sets the same variables):
+    both train, rank 0 alone scores and writes the model folder."""
+    import subprocess
+
+    import yaml
+
+    params, paths, _ = run
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump(params.model_dump(mode="json", exclude={"token"})))
+    out = tmp_path / "ddp-model"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tokclf.cli", "stage", "train",
+         "--config", str(config), "--data", str(paths.validated), "--features", str(paths.features),
+         "--report", str(paths.validation_report), "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.stdout.count('"stage": "train"') == 2 and proc.stdout.count('"run_id": null') == 1
+    assert (out / "model.safetensors").is_file() and (out / stages.RUN_RECORD).is_file()
+    assert "validation" in json.loads((out / "metrics.json").read_text())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ddp-model")] == []  # nothing left over
