@@ -23,13 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data")) / "conll2003"
 
 
-def run(strategy: str, args: argparse.Namespace, workdir: Path) -> dict:
+def run(strategy: str, lr: float, args: argparse.Namespace, workdir: Path) -> dict:
     from tokclf import TokenClassificationParams, train
 
     params = TokenClassificationParams(
         data_path=str(DATA), model=os.environ.get("TOKCLF_BENCH_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
-        project_name=str(workdir / f"conll-{strategy}"), valid_split="valid", test_split="test",
-        lr=args.lr, epochs=args.epochs, batch_size=16, max_seq_length=128, mixed_precision=args.precision,
+        project_name=str(workdir / f"conll-{strategy}-{lr}"), valid_split="valid", test_split="test",
+        lr=lr, epochs=args.epochs, batch_size=16, max_seq_length=128, mixed_precision=args.precision,
         subword_labels=strategy, early_stopping_patience=3, early_stopping_threshold=0.0,
         max_samples=args.max_samples, seed=42, weight_decay=0.01,
     )
@@ -39,6 +39,7 @@ def run(strategy: str, args: argparse.Namespace, workdir: Path) -> dict:
     m = result.metrics
     return {
         "strategy": strategy,
+        "lr": lr,
         "wall_s": round(wall, 1),
         "train_runtime_s": m["train"]["runtime_s"],
         "train_sentences_per_s": m["train"]["sentences_per_s"],
@@ -53,7 +54,7 @@ def run(strategy: str, args: argparse.Namespace, workdir: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lrs", default="1e-4", help="comma-separated learning rates to try")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--max-samples", type=int)
     ap.add_argument("--strategies", default="first,all")
@@ -63,9 +64,10 @@ def main() -> None:
         raise SystemExit(f"CoNLL-2003 not found at {DATA}; set TOKCLF_SHARED_DATA")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for strategy in args.strategies.split(","):
-            results.append(run(strategy, args, Path(tmp)))
-            print(json.dumps(results[-1]), flush=True)
+        for lr in (float(x) for x in args.lrs.split(",")):
+            for strategy in args.strategies.split(","):
+                results.append(run(strategy, lr, args, Path(tmp)))
+                print(json.dumps(results[-1]), flush=True)
     import torch
 
     out = {
@@ -74,10 +76,8 @@ def main() -> None:
         "args": vars(args),
         "results": results,
     }
-    if len(results) == 2:
-        a, b = results
-        out["f1_difference_first_minus_all"] = round(a["test_f1"] - b["test_f1"], 4)
-        print(f"test F1: {a['strategy']}={a['test_f1']} {b['strategy']}={b['test_f1']}")
+    for r in results:
+        print(f"lr={r['lr']} {r['strategy']}: test F1 {r['test_f1']} (valid {r['valid_f1']}), {r['train_runtime_s']} s training")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 
