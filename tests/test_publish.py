@@ -37,14 +37,11 @@ FLOW_SCRIPT = r"""
 import json, logging, os, sys
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 from tokclf import TokenClassificationParams, train
-from tokclf.publish import check_publish_ready, publish_from_params
 
 params = TokenClassificationParams(**json.loads(sys.argv[1]), token=os.environ.pop("TOKCLF_TEST_TOKEN"))
 logging.getLogger("tokclf").info("params: %r / %s", params, params)
-check_publish_ready(params)
-result = train(params.model_copy(update={"push_to_hub": False}))  # trainer.py still refuses push_to_hub
-outcome = publish_from_params(result.output_dir, params)
-print("RESULT " + json.dumps(outcome.to_dict()))
+result = train(params)  # checks the Hub before training, publishes after the model is in place
+print("RESULT " + json.dumps(result.publish))
 """
 
 # Failures: 5xx (no retry, then with a retry) and a refused connection, through the Python API.

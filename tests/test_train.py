@@ -9,7 +9,7 @@ import pytest
 
 from tokclf import TokenClassificationParams, train
 from tokclf.cli import main as cli_main
-from tokclf.errors import EnvironmentProblem, NotYetSupported, ValidationFailed
+from tokclf.errors import EnvironmentProblem, ValidationFailed
 
 
 def tiny_params(tiny_model_dir: Path, data: Path, out: Path, **kw) -> TokenClassificationParams:
@@ -85,10 +85,15 @@ def test_fp16_without_gpu_is_clear_and_writes_nothing(tiny_model_dir, ner_jsonl_
     assert not (tmp_path / "out").exists()
 
 
-def test_push_to_hub_not_yet(tiny_model_dir, ner_jsonl_dir, tmp_path):
-    with pytest.raises(NotYetSupported) as exc:
-        train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "out", push_to_hub=True, username="me", token="hf_dummy"))
-    assert "push_to_hub" in str(exc.value)
+def test_push_to_hub_offline_refused_before_training(tiny_model_dir, ner_jsonl_dir, tmp_path, monkeypatch):
+    from tokclf.publish import HubError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError) as exc:
+        train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "out", push_to_hub=True, username="me",
+                          token="hf_dummy_offline_123"))
+    assert "offline" in str(exc.value)
+    assert "hf_dummy_offline_123" not in str(exc.value)
     assert not (tmp_path / "out").exists()
 
 

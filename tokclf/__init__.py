@@ -16,6 +16,7 @@ __all__ = [
     "evaluate",
     "validate",
     "load_labelled_data",
+    "predict",
     "TokclfError",
     "__version__",
 ]
@@ -26,6 +27,7 @@ _LAZY = {
     "evaluate": ("tokclf.api", "evaluate"),
     "validate": ("tokclf.api", "validate"),
     "load_labelled_data": ("tokclf.data.ingest", "load_labelled_data"),
+    "predict": ("tokclf.predict", "predict"),
     "TokclfError": ("tokclf.errors", "TokclfError"),
 }
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tokclf.data.ingest import load_labelled_data
     from tokclf.errors import TokclfError
     from tokclf.params import TokenClassificationParams
+    from tokclf.predict import predict
     from tokclf.trainer import train
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.data.types import LabelledData
-from tokclf.errors import NotYetSupported, TokclfError
+from tokclf.errors import TokclfError
 from tokclf.params import TokenClassificationParams
 
 log = logging.getLogger("tokclf")
@@ -40,6 +40,7 @@ class TrainResult:
     output_dir: Path
     metrics: dict[str, Any]
     validation_report: dict[str, Any] = field(default_factory=dict)
+    publish: dict[str, Any] | None = None
 
 
 def check_runnable(params: TokenClassificationParams) -> None:
@@ -47,11 +48,11 @@ def check_runnable(params: TokenClassificationParams) -> None:
     from tokclf.hardware import check_precision
 
     if params.push_to_hub:
-        raise NotYetSupported(
-            "push_to_hub is not available yet in this version of tokclf (the model is only saved locally)",
-            where="push_to_hub",
-            fix="drop --push-to-hub; upload the output folder with `huggingface-cli upload` meanwhile.",
-        )
+        # Repo id, token, offline mode and (against the Hub) the token's rights: refused before
+        # hours of training rather than after.
+        from tokclf.publish import check_publish_ready
+
+        check_publish_ready(params)
     check_precision(params.mixed_precision)
     if params.log in ("wandb", "mlflow"):
         import importlib.util
@@ -249,6 +250,7 @@ def fit(
     `out/checkpoints` (removed by `save_run`); evaluation during training scores `valid_name` on
     words (early stopping and the best checkpoint use its entity F1). Call inside `_tracker_env`.
     """
+    import torch
     from transformers import AutoModelForTokenClassification, EarlyStoppingCallback, set_seed
 
     from tokclf.evaluation import score_sentences
@@ -257,9 +259,12 @@ def fit(
     num_labels = data.num_labels
     id2label = {i: (label_names[i] if label_names else f"LABEL_{i}") for i in range(num_labels)}
     set_seed(params.seed)
+    # Master weights in fp32 whatever the checkpoint's storage dtype: transformers 5 loads a bf16/fp16
+    # checkpoint in that dtype by default, and fine-tuning in pure half precision loses updates.
+    # Mixed precision (autocast) is applied by the Trainer on top.
     model = AutoModelForTokenClassification.from_pretrained(
         model_path, num_labels=num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-        ignore_mismatched_sizes=True,
+        ignore_mismatched_sizes=True, dtype=torch.float32,
     )
     eval_kwargs = eval_kwargs_for(params)
     checkpoints = out / "checkpoints"
@@ -373,4 +378,10 @@ def train(params: TokenClassificationParams) -> TrainResult:
                  model_path=model_path)
     output_dir = Path(params.project_name).expanduser().resolve()
     log.info("model and metrics written to %s", output_dir)
-    return TrainResult(output_dir=output_dir, metrics=metrics, validation_report=report.to_dict())
+    published = None
+    if params.push_to_hub:
+        # After the model is in place: a failed push raises, and the local model stays intact.
+        from tokclf.publish import publish_from_params
+
+        published = publish_from_params(output_dir, params).to_dict()
+    return TrainResult(output_dir=output_dir, metrics=metrics, validation_report=report.to_dict(), publish=published)
