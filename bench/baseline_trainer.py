@@ -45,7 +45,9 @@ def train_baseline(sentences: Any, model_path: str, num_labels: int, out_dir: st
 
     tokenizer = load_tokenizer(model_path)
     set_seed(seed)
-    model = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=num_labels, ignore_mismatched_sizes=True)
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_path, num_labels=num_labels, ignore_mismatched_sizes=True, dtype=torch.float32
+    )
     args = TrainingArguments(
         output_dir=out_dir, per_device_train_batch_size=batch_size, num_train_epochs=epochs, learning_rate=lr,
         warmup_steps=0.1, optim="adamw_torch", seed=seed, save_strategy="no", eval_strategy="no", report_to="none",

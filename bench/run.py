@@ -148,10 +148,12 @@ def model_flops_per_token(seq_len: float) -> float:
 
 def cli_startup(repeats: int = 5) -> float:
     exe = Path(sys.executable).parent / "tokclf"
+    # The installed console script; `python -m tokclf.cli` where tokclf is only on PYTHONPATH.
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "tokclf.cli", "--help"]
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([str(exe), "--help"], check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True)
         best = min(best, time.perf_counter() - start)
     return round(best, 3)
 

@@ -76,7 +76,7 @@ def test_validate_and_tokenize_outputs(run):
     features, meta = stages.load_features(paths.features)
     assert set(features) == {"train", "validation", "test"}
     assert "labels" in features["train"].column_names and "labels" not in features["test"].column_names
-    assert meta["max_seq_length"] == 32 and meta["stride"] == 4 and meta["subword_labels"] == "first"
+    assert meta["max_seq_length"] == 32 and meta["stride"] == 4 and meta["subword_labels"] == params.subword_labels
     assert meta["key"] == stages.stamp_key(paths.features) == stages.tokenize_key(params, paths.validated)
     # no cache files were written into the inputs (DVC has hashed them as another stage's output)
     assert not list(paths.prepared.rglob("cache-*.arrow")) and not list(paths.validated.rglob("cache-*.arrow"))
