@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from itertools import chain
 from typing import Any, Sequence
 
@@ -117,14 +118,18 @@ def tokenize_split(
     if pending:
         # Windows of long sentences, re-tokenized with truncation on: only a window made of one
         # word longer than the budget is cut (inside that word; its first piece stays).
+        # The copy is cached per tokenizer, so truncation is switched off again afterwards.
         encoder.enable_truncation(max_length=max_seq_length)
-        window_words = [sentences[rows[r][0]][s:e] for r, s, e in pending]
-        for lo in range(0, len(window_words), _CHUNK):
-            encodings = encoder.encode_batch(window_words[lo:lo + _CHUNK], is_pretokenized=True, add_special_tokens=True)
-            for (r, start, end), enc in zip(pending[lo:lo + _CHUNK], encodings):
-                local = enc.word_ids
-                rows[r] = (rows[r][0], start, end, enc.ids, enc.type_ids,
-                           [None if w is None else w + start for w in local])
+        try:
+            window_words = [sentences[rows[r][0]][s:e] for r, s, e in pending]
+            for lo in range(0, len(window_words), _CHUNK):
+                encodings = encoder.encode_batch(window_words[lo:lo + _CHUNK], is_pretokenized=True, add_special_tokens=True)
+                for (r, start, end), enc in zip(pending[lo:lo + _CHUNK], encodings):
+                    local = enc.word_ids
+                    rows[r] = (rows[r][0], start, end, enc.ids, enc.type_ids,
+                               [None if w is None else w + start for w in local])
+        finally:
+            encoder.no_truncation()
     logger.debug("%d sentences -> %d features (%d windows of long sentences)", n, len(rows), len(pending))
 
     lengths = np.fromiter((len(r[3]) for r in rows), dtype=np.int64, count=len(rows))
@@ -189,12 +194,29 @@ def _labels(
     return align_labels_flat(word_ids, piece_tags, sequence_start, strategy, continuation)
 
 
+_BACKEND_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _backend_copy(tokenizer: Any) -> Any:
-    """A private copy of the Rust tokenizer with truncation and padding off.
+    """A private copy of the Rust tokenizer with truncation and padding off, made once per
+    tokenizer (rebuilding it costs ~27 ms, which caps a server's request rate).
 
     Saved tokenizer.json files often carry truncation/padding settings (MiniLM's pads to 128),
     and the transformers wrapper changes them on every call; a copy keeps both sides independent.
     """
+    try:
+        return _BACKEND_COPIES[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    copy = _make_backend_copy(tokenizer)
+    try:
+        _BACKEND_COPIES[tokenizer] = copy
+    except TypeError:  # not weak-referenceable: no caching
+        pass
+    return copy
+
+
+def _make_backend_copy(tokenizer: Any) -> Any:
     from tokenizers import Tokenizer
 
     backend = tokenizer.backend_tokenizer

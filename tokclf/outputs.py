@@ -62,8 +62,9 @@ def write_outputs(
     fingerprints = data_fingerprints(data)
     run_versions = versions()
     write_json(out / "training_params.json", {
+        # No machine-specific paths beyond what the user gave (this file is published with the
+        # model): `model` keeps the Hub id even when a packaged local copy was used.
         **params.public_dict(),
-        "resolved_model_path": model_path,
         "label_names": data.label_names,
         "label_origin": data.label_origin,
         "data": data_summary(data, fingerprints),
