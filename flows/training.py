@@ -104,6 +104,11 @@ def training_flow(
     """
     logger = get_run_logger()
     params, run_params, paths, same_as_repo = resolve_run(params, config, workdir)
+    if run_params.push_to_hub:
+        # Token, repo id, offline mode and the token's rights: refused before training, not after.
+        from tokclf.publish import check_publish_ready
+
+        check_publish_ready(run_params)
     storage = results_storage(paths.root)
     prepared = prepare_data(run_params, paths, storage, source_name=params.data_path)
     states = prepared["states"]
