@@ -294,6 +294,43 @@ def test_refuses_a_folder_holding_the_token(worse_copy, tmp_path):
     scan_for_token(worse_copy, planted)
 
 
+PREFECT_FLOW_SCRIPT = r"""
+import json, sys
+root = sys.argv[1]
+from prefect.testing.utilities import prefect_test_harness
+from flows.training import training_flow
+
+with prefect_test_harness(server_startup_timeout=180):
+    out = training_flow(config="params.yaml", workdir=root)
+print("RESULT " + json.dumps(out["publish"]))
+"""
+
+
+def test_prefect_flow_run_publishes(hub, work, tiny_model_dir, ner_jsonl_dir):
+    """The Prefect training flow (publish task included) with push_to_hub, against the fake Hub;
+    the token comes from HF_TOKEN, never from params.yaml or the flow's parameters."""
+    import yaml
+
+    root = work / "flow-project"
+    root.mkdir()
+    spec = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    spec["data"].update(data_path=str(ner_jsonl_dir), valid_split="validation", validation_split_ratio=None, seed=13)
+    spec["tokenize"].update(model=str(tiny_model_dir), max_seq_length=32, stride=4)
+    spec["train"].update(project_name="outputs/flow-ner", lr=5e-3, epochs=1, batch_size=8, logging_steps=2,
+                         mixed_precision=None, log="none")
+    spec["publish"].update(push_to_hub=True, username="alice")
+    (root / "params.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = hub_env(hub, work, HF_TOKEN=DUMMY, PREFECT_HOME=str(work / "prefect-home"), DO_NOT_TRACK="1",
+                  PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
+    proc = run_logged(work, "prefect-flow-run", ["-c", PREFECT_FLOW_SCRIPT, str(root)], env, timeout=600)
+    result = result_of(proc)
+    assert result["status"] == "published" and result["repo_id"] == "alice/flow-ner", result
+    remote = hub.files("alice/flow-ner")
+    remote.pop(".gitattributes")
+    assert remote == folder_bytes(root / "outputs" / "flow-ner")
+    assert DUMMY not in (root / "params.yaml").read_text()
+
+
 def test_dummy_tokens_nowhere(first_push, hub, work, tmp_path_factory, capsys, caplog):
     """Every file any test left (runs, copies, HF_HOME, logs of every run), the captured output of this
     process and everything the fake Hub stored: none holds a token."""
@@ -318,3 +355,4 @@ def test_dummy_tokens_nowhere(first_push, hub, work, tmp_path_factory, capsys, c
             for stored in commit.files.values():
                 assert not any(t.encode() in stored.content for t in TOKENS)
     assert not any(any(t.encode() in blob for t in TOKENS) for blob in hub.lfs_objects.values())
+
