@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from tokclf.errors import EnvironmentProblem, TokclfError
+from tokclf.staging import check_target, staged_dir
 
 log = logging.getLogger("tokclf")
 
@@ -65,7 +63,7 @@ def export_model(
         raise TokclfError(f"quantization {quantize!r} is not supported", where="--quantize", fix="use --quantize int8.")
     quantize = None if quantize == "none" else quantize
     target = Path(output_dir).expanduser().resolve()
-    _check_target(target)
+    check_target(target, marker=MANIFEST, what="a tokclf export")
 
     import torch
 
@@ -91,9 +89,7 @@ def export_model(
             return self.inner(**dict(zip(input_names, args))).logits
 
     wrapper = LogitsOnly(model).eval()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with staged_dir(target, marker=MANIFEST, what="a tokclf export") as tmp:
         exporter = _export_onnx(wrapper, example_inputs, input_names, tmp / FILES["fp32"], opset)
         tokenizer.save_pretrained(str(tmp))
         model.config.save_pretrained(str(tmp))
@@ -126,32 +122,8 @@ def export_model(
             "versions": _versions(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     manifest["output_dir"] = str(target)
     return manifest
-
-
-def _check_target(target: Path) -> None:
-    if target.exists() and not target.is_dir():
-        raise TokclfError(f"output path {target} exists and is a file", fix="choose another --output folder.")
-    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).exists():
-        raise TokclfError(
-            f"output folder {target} exists, is not empty and is not a tokclf export; refusing to overwrite it",
-            fix="choose another --output folder or empty that one.",
-        )
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _export_onnx(wrapper: Any, example_inputs: tuple, input_names: list[str], path: Path, opset: int) -> str:

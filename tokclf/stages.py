@@ -32,7 +32,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -263,32 +262,12 @@ def _write_json(path: Path, data: Any) -> None:
     write_json(path, data)
 
 
-@contextlib.contextmanager
-def replaced_dir(target: str | Path) -> Iterator[Path]:
+def replaced_dir(target: str | Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary sibling folder that replaces `target` when the block succeeds (removed on error).
     A non-empty `target` without a stage stamp was not written by a stage and is never replaced."""
-    target = Path(target).expanduser().resolve()
-    if target.exists() and not target.is_dir():
-        raise TokclfError(f"{target} exists and is a file", fix="remove it or choose another output path.")
-    if target.is_dir() and any(target.iterdir()) and not (target / STAMP).exists():
-        raise TokclfError(
-            f"{target} exists, is not empty and was not written by a tokclf stage; refusing to replace it",
-            fix="remove that folder or choose another output path.",
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    from tokclf.staging import staged_dir
+
+    return staged_dir(target, marker=STAMP, what="written by a tokclf stage")
 
 
 def _write_stamp(folder: Path, stage: str, key: str | None, **extra: Any) -> None:

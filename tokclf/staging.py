@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,22 +23,24 @@ from tokclf.errors import TokclfError
 MARKER = "training_params.json"
 
 
-def check_target(target: Path) -> None:
-    """Refuse to replace a non-empty folder that tokclf did not write (someone's data)."""
+def check_target(target: Path, *, marker: str = MARKER, what: str = "written by tokclf") -> None:
+    """Refuse to replace a non-empty folder that tokclf did not write (someone's data): only a
+    folder holding `marker` (the file each kind of tokclf output carries) may be replaced."""
     if target.exists() and not target.is_dir():
-        raise TokclfError(f"output path {target} exists and is a file", fix="choose another --project-name.")
-    if target.is_dir() and any(target.iterdir()) and not (target / MARKER).exists():
+        raise TokclfError(f"output path {target} exists and is a file", fix="choose another output path.")
+    if target.is_dir() and any(target.iterdir()) and not (target / marker).exists():
         raise TokclfError(
-            f"output folder {target} exists, is not empty and was not written by tokclf; refusing to overwrite it",
-            fix="choose another --project-name or empty that folder.",
+            f"output folder {target} exists, is not empty and was not {what}; refusing to overwrite it",
+            fix="choose another output path or empty that folder.",
         )
 
 
 @contextlib.contextmanager
-def staged_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces `target`, on error it is removed."""
+def staged_dir(target: str | Path, *, marker: str = MARKER, what: str = "written by tokclf") -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces `target`, on error it is removed.
+    `marker`/`what`: see check_target (model folders, pipeline stage outputs, ONNX exports)."""
     target = Path(target).expanduser().resolve()
-    check_target(target)
+    check_target(target, marker=marker, what=what)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -47,7 +50,7 @@ def staged_dir(target: str | Path) -> Iterator[Path]:
         raise
     old = None
     if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         os.replace(target, old)
     os.replace(tmp, target)
     if old is not None:
