@@ -18,6 +18,39 @@ CONLLU_COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPRE
 CONLLU_TAG_INDEX = {"upos": 3, "xpos": 4}
 
 
+class _Sentences:
+    """Collects words into sentences and sentences into documents, for both line formats."""
+
+    def __init__(self, out: RawSplit) -> None:
+        self.out = out
+        self.words: list[str] = []
+        self.tags: list[str] = []
+        self.start = 0
+        self.doc = 0
+        self.doc_has_sentences = False
+
+    def add(self, lineno: int, word: str, tag: str) -> None:
+        if not self.words:
+            self.start = lineno
+        self.words.append(word)
+        self.tags.append(tag)
+
+    def end_sentence(self) -> None:
+        if self.words:
+            self.out.tokens.append(self.words)
+            self.out.tags.append(self.tags)
+            self.out.lines.append(self.start)
+            self.out.documents.append(self.doc)
+            self.doc_has_sentences = True
+            self.words, self.tags = [], []
+
+    def new_document(self) -> None:
+        self.end_sentence()
+        if self.doc_has_sentences:
+            self.doc += 1
+            self.doc_has_sentences = False
+
+
 def _column_index(index: int, ncols: int) -> int | None:
     """A 0-based or negative (from the end) column index -> 0-based, or None if out of range."""
     resolved = index if index >= 0 else ncols + index
@@ -29,39 +62,22 @@ def read_conll(path: Path, *, token_column: int = 0, tag_column: int = -1) -> Ra
     spaces), else on any whitespace. Every word line must have the same number of columns."""
     text = read_text(path)
     out = RawSplit([], [], [], [], str(path), "line")
-    words: list[str] = []
-    tags: list[str] = []
-    start = 0
-    doc = 0
-    doc_has_sentences = False
+    sentences = _Sentences(out)
     ncols = 0
     first_line = 0
     tok_i = tag_i = 0
     sep: str | None = None
 
-    def flush() -> None:
-        nonlocal words, tags, doc_has_sentences
-        if words:
-            out.tokens.append(words)
-            out.tags.append(tags)
-            out.lines.append(start)
-            out.documents.append(doc)
-            doc_has_sentences = True
-            words, tags = [], []
-
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line or line.isspace():
-            flush()
+            sentences.end_sentence()
             continue
         if ncols == 0:
             # First word line decides the separator and the column count for the whole file.
             sep = "\t" if "\t" in line.strip() else None
         fields = [f.strip() for f in line.strip().split("\t")] if sep else line.split()
         if fields[0] == DOCSTART:
-            flush()
-            if doc_has_sentences:
-                doc += 1
-                doc_has_sentences = False
+            sentences.new_document()
             continue
         if ncols == 0:
             ncols, first_line = len(fields), lineno
@@ -81,11 +97,8 @@ def read_conll(path: Path, *, token_column: int = 0, tag_column: int = -1) -> Ra
                 where=f"{path}, line {lineno}",
                 fix="give every word line the same columns (a word containing a space? use tabs between columns).",
             )
-        if not words:
-            start = lineno
-        words.append(fields[tok_i])
-        tags.append(fields[tag_i])
-    flush()
+        sentences.add(lineno, fields[tok_i], fields[tag_i])
+    sentences.end_sentence()
     if not out.tokens:
         raise DataError("no sentences found (only blank or -DOCSTART- lines)", where=str(path),
                         fix="write one word per line with its tag, and a blank line between sentences.")
@@ -100,34 +113,17 @@ def read_conllu(path: Path, *, tag: str = "upos") -> RawSplit:
     col = CONLLU_TAG_INDEX[tag]
     text = read_text(path)
     out = RawSplit([], [], [], [], str(path), "line")
-    words: list[str] = []
-    tags: list[str] = []
-    start = 0
-    doc = 0
-    doc_has_sentences = False
+    sentences = _Sentences(out)
     all_blank_tags = True
-
-    def flush() -> None:
-        nonlocal words, tags, doc_has_sentences
-        if words:
-            out.tokens.append(words)
-            out.tags.append(tags)
-            out.lines.append(start)
-            out.documents.append(doc)
-            doc_has_sentences = True
-            words, tags = [], []
 
     for lineno, line in enumerate(text.split("\n"), 1):
         line = line.rstrip("\r")
         if not line or line.isspace():
-            flush()
+            sentences.end_sentence()
             continue
         if line.startswith("#"):
             if line[1:].lstrip().startswith("newdoc"):
-                flush()
-                if doc_has_sentences:
-                    doc += 1
-                    doc_has_sentences = False
+                sentences.new_document()
             continue
         fields = line.split("\t")
         if len(fields) != 10:
@@ -139,13 +135,10 @@ def read_conllu(path: Path, *, tag: str = "upos") -> RawSplit:
         ident = fields[0]
         if "-" in ident or "." in ident:
             continue  # multiword token range or empty node: not a tagged word
-        if not words:
-            start = lineno
-        words.append(fields[1])
         value = fields[col]
         all_blank_tags = all_blank_tags and value == "_"
-        tags.append(value)
-    flush()
+        sentences.add(lineno, fields[1], value)
+    sentences.end_sentence()
     if not out.tokens:
         raise DataError("no sentences found (no word lines)", where=str(path),
                         fix="CoNLL-U needs word lines of 10 tab-separated columns, a blank line after each sentence.")
