@@ -533,13 +533,9 @@ def _training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
             shutil.rmtree(shared, ignore_errors=True)
         raise
     if rank == 0:
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, old)
-        os.replace(shared, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        from tokclf.staging import swap_into_place
+
+        swap_into_place(shared, target)
 
 
 @_stage

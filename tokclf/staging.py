@@ -48,6 +48,12 @@ def staged_dir(target: str | Path, *, marker: str = MARKER, what: str = "written
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    swap_into_place(tmp, target)
+
+
+def swap_into_place(tmp: Path, target: Path) -> None:
+    """Replace `target` (if any) by the finished folder `tmp`: two renames on one file system, so a
+    reader sees the old folder or the new one, never a mix; the old one is removed afterwards."""
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:6]}"
