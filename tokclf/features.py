@@ -233,20 +233,10 @@ def _fill_empty_words(words: list[str], word_ids: list[int | None], unk: str) ->
     return filled, sum(1 for i in range(len(words)) if i not in seen)
 
 
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, show: bool) -> Any:
-    if not show:
-        return _NoProgress()
-    from tqdm.auto import tqdm
+    from tokclf.progress import progress_bar
 
-    return tqdm(total=total, desc="Tokenizing", unit=" sentences", leave=False)
+    return progress_bar(total, show, desc="Tokenizing", unit=" sentences", leave=False)
 
 
 # ------------------------------------------------------------------------------------------------

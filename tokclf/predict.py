@@ -486,20 +486,10 @@ def _prepare(item: PredictionInput) -> tuple[str, list[str], list[tuple[int, int
     return text, words, spans
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, show: bool) -> Any:
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
+    from tokclf.progress import progress_bar
 
-    return tqdm(total=total, desc="Predicting", unit=" texts", file=sys.stderr, dynamic_ncols=True)
+    return progress_bar(total, show, desc="Predicting", unit=" texts", file=sys.stderr, dynamic_ncols=True)
 
 
 # ------------------------------------------------------------------------------------------------
