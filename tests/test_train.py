@@ -172,7 +172,8 @@ def test_mlflow_logs_offline_to_output(tiny_model_dir, ner_jsonl_dir, tmp_path, 
 
 def test_wandb_logs_offline_to_output(tiny_model_dir, ner_jsonl_dir, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
+    # Nothing set by the caller: tokclf itself must keep wandb offline.
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_DIR", raising=False)
     r = train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "o", log="wandb", epochs=1, test_split=None))
     assert list((r.output_dir / "wandb").glob("offline-run-*")), "no offline wandb run in OUT/wandb"
@@ -216,3 +217,17 @@ def test_string_tags_with_user_label_names_order(tiny_model_dir, ner_jsonl_dir, 
     r = train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "o", epochs=1, label_names=names, test_split=None))
     config = json.loads((r.output_dir / "config.json").read_text())
     assert [config["id2label"][str(i)] for i in range(7)] == names
+
+
+def test_freeze_word_embeddings_keeps_them_and_trains_the_rest(tiny_model_dir, ner_jsonl_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    r = train(tiny_params(tiny_model_dir, ner_jsonl_dir, tmp_path / "f", freeze_word_embeddings=True, epochs=1,
+                          test_split=None))
+    base = load_file(str(tiny_model_dir / "model.safetensors"))
+    tuned = load_file(str(r.output_dir / "model.safetensors"))
+    key = next(k for k in tuned if k.endswith("word_embeddings.weight"))
+    assert (base[key] == tuned[key]).all()
+    layer = next(k for k in tuned if k.endswith("layer.0.attention.self.query.weight"))
+    assert not (base[layer] == tuned[layer]).all()
+    assert json.loads((r.output_dir / "training_params.json").read_text())["freeze_word_embeddings"] is True
