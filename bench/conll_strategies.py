@@ -23,16 +23,30 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data")) / "conll2003"
 
 
+def overrides(pairs: list[str]) -> dict:
+    """--set KEY=VALUE pairs, typed by the parameter model (e.g. fast_dropout=false)."""
+    from tokclf.params import TokenClassificationParams
+
+    out: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in TokenClassificationParams.model_fields:
+            raise SystemExit(f"--set {pair}: unknown parameter {key!r}")
+        out[key] = json.loads(value.lower()) if value.lower() in ("true", "false") or value.replace(".", "", 1).isdigit() else value
+    return out
+
+
 def run(strategy: str, lr: float, args: argparse.Namespace, workdir: Path) -> dict:
     from tokclf import TokenClassificationParams, train
 
-    params = TokenClassificationParams(
+    settings = dict(
         data_path=str(DATA), model=os.environ.get("TOKCLF_BENCH_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
         project_name=str(workdir / f"conll-{strategy}-{lr}"), valid_split="valid", test_split="test",
         lr=lr, epochs=args.epochs, batch_size=16, max_seq_length=128, mixed_precision=args.precision,
         subword_labels=strategy, early_stopping_patience=3, early_stopping_threshold=0.0,
         max_samples=args.max_samples, seed=42, weight_decay=0.01,
     )
+    params = TokenClassificationParams(**{**settings, **overrides(args.set)})
     started = time.perf_counter()
     result = train(params)
     wall = time.perf_counter() - started
@@ -40,6 +54,7 @@ def run(strategy: str, lr: float, args: argparse.Namespace, workdir: Path) -> di
     return {
         "strategy": strategy,
         "lr": lr,
+        "set": args.set,
         "wall_s": round(wall, 1),
         "train_runtime_s": m["train"]["runtime_s"],
         "train_sentences_per_s": m["train"]["sentences_per_s"],
@@ -58,6 +73,8 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--max-samples", type=int)
     ap.add_argument("--strategies", default="first,all")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other tokclf parameter, e.g. --set freeze_word_embeddings=true (repeatable)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "conll_strategies.json"))
     args = ap.parse_args()
     if not DATA.is_dir():
