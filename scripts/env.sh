@@ -4,7 +4,8 @@ export HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
 export TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
 export HF_HUB_DISABLE_TELEMETRY=1
 export DO_NOT_TRACK=1
-export WANDB_MODE=${WANDB_MODE:-offline}
+# WANDB_MODE is not set here: tokclf sets it to offline for log=wandb runs only (setting it
+# globally makes transformers print "Running in WANDB offline mode" on every run).
 export TOKENIZERS_PARALLELISM=false
 # Prefect and DVC: no telemetry (Prefect's otherwise does DNS lookups), a start-up timeout that
 # suits 2 cores for Prefect's temporary server.
