@@ -13,7 +13,8 @@ Variants (combine with "+"): stock (transformers as loaded: SDPA attention, torc
 padded to a multiple of 8), fastdrop (tokclf.fast_dropout: modules and attention), fastdrop_noatt
 (dropout modules only, SDPA attention kept), freeze (word embeddings frozen), pad1 (no multiple-of-8
 padding), bs32 (32 sentences per batch; compare per sentence), compile (torch.compile with dynamic
-shapes; its compile time is reported apart, not counted in the per-sentence time).
+shapes; its compile time is reported apart, not counted in the per-sentence time), lazyemb
+(row-sparse AdamW on the word embeddings, tokclf.sparse_embeddings).
 Writes bench/results/step_variants.json.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data")) / "conll2003"
 MODEL = os.environ.get("TOKCLF_BENCH_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
-KNOWN = {"stock", "fastdrop", "fastdrop_noatt", "freeze", "pad1", "bs32", "compile"}
+KNOWN = {"stock", "fastdrop", "fastdrop_noatt", "freeze", "pad1", "bs32", "compile", "lazyemb"}
 
 
 def batches_for(rows: list[dict], tokenizer: Any, batch_size: int, pad_multiple: int | None, seed: int) -> list[dict]:
@@ -59,7 +60,13 @@ def make_model(variant: set[str], model_path: str, num_labels: int) -> tuple[Any
     model.train()
     if "compile" in variant:
         model = torch.compile(model, dynamic=True)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
+    opt_cls = torch.optim.AdamW
+    if "lazyemb" in variant:
+        from tokclf import sparse_embeddings
+
+        sparse_embeddings.enable(model)
+        opt_cls = sparse_embeddings.RowSparseAdamW
+    opt = opt_cls([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
     return model, opt
 
 
@@ -69,7 +76,12 @@ def step(model: Any, opt: Any, batch: dict) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model(**batch).loss
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    from tokclf.sparse_embeddings import clip_grad_norm, has_sparse_grads
+
+    if has_sparse_grads(model.parameters()):
+        clip_grad_norm(model.parameters(), 1.0)
+    else:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
 

@@ -143,6 +143,22 @@ def _make_trainer_class():
         score subword pieces, and in transformers 5 it reorders eval batches by length)."""
 
         scorer: Any = None
+        sparse_embeddings: bool = False
+
+        # torch's clip_grad_norm_ has no norm kernel for sparse gradients (lazy embedding updates).
+        def _clip_grad_norm(self, model):
+            if self.sparse_embeddings:
+                from tokclf.sparse_embeddings import clip_grad_norm
+
+                return clip_grad_norm(model.parameters(), self.args.max_grad_norm)
+            return super()._clip_grad_norm(model)
+
+        def _get_grad_norm(self, model, grad_norm=None):
+            if self.sparse_embeddings and grad_norm is None:
+                from tokclf.sparse_embeddings import total_grad_norm
+
+                return total_grad_norm(model.parameters())
+            return super()._get_grad_norm(model, grad_norm)
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
             start = time.perf_counter()
@@ -228,6 +244,25 @@ class FitResult:
     metrics: dict[str, Any]
 
 
+def use_lazy_embedding_updates(params: TokenClassificationParams) -> bool:
+    """Row-sparse embedding updates: asked for, CPU, one process, AdamW, embeddings trained."""
+    from tokclf.hardware import has_cuda
+
+    # Sparse gradients are not reduced by DDP's default bucketing and not handled by GradScaler.
+    single = int(os.environ.get("WORLD_SIZE", "1") or 1) == 1
+    return (params.lazy_embedding_updates and not has_cuda() and single and not params.freeze_word_embeddings
+            and params.optimizer in OPTIMIZER_MAP)
+
+
+def _enable_sparse_embeddings(model: Any) -> bool:
+    from tokclf import sparse_embeddings
+
+    enabled = sparse_embeddings.enable(model)
+    if enabled:
+        log.info("word embeddings: row-sparse AdamW updates (lazy_embedding_updates)")
+    return enabled
+
+
 def eval_kwargs_for(params: TokenClassificationParams) -> dict[str, Any]:
     """Keyword arguments of `tokclf.evaluation.score_sentences` for a run's parameters."""
     return dict(
@@ -274,6 +309,7 @@ def fit(
     if params.freeze_word_embeddings:
         # The Trainer's optimizer takes only parameters that require a gradient.
         model.get_input_embeddings().weight.requires_grad_(False)
+    sparse_embeddings = use_lazy_embedding_updates(params) and _enable_sparse_embeddings(model)
     dropout_state = None
     if params.fast_dropout and not has_cuda():
         from tokclf import fast_dropout
@@ -288,7 +324,13 @@ def fit(
     callbacks = []
     if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
+    optimizer_cls_and_kwargs = None
+    if sparse_embeddings:
+        from tokclf.sparse_embeddings import RowSparseAdamW
+
+        optimizer_cls_and_kwargs = (RowSparseAdamW, trainer_cls.get_optimizer_cls_and_kwargs(args)[1])
     trainer = trainer_cls(
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
         model=model,
         args=args,
         train_dataset=train_features.select_columns(keep),
@@ -298,12 +340,17 @@ def fit(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    trainer.sparse_embeddings = sparse_embeddings
     trainer.scorer = lambda m: score_sentences(
         m, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
     )
     started = time.perf_counter()
     train_output = trainer.train()
     train_seconds = time.perf_counter() - started
+    if sparse_embeddings:
+        from tokclf import sparse_embeddings as sparse
+
+        sparse.disable(trainer.model)
     if dropout_state is not None:
         from tokclf import fast_dropout
 
