@@ -11,6 +11,8 @@ word-level evaluation afterwards, so both are compared on the same metric.
 
 from __future__ import annotations
 
+import time
+
 from typing import Any
 
 
@@ -55,5 +57,7 @@ def train_baseline(sentences: Any, model_path: str, num_labels: int, out_dir: st
     )
     trainer = Trainer(model=model, args=args, train_dataset=PerItemPaddedDataset(sentences, tokenizer, max_length),
                       data_collator=default_data_collator)
+    cpu = time.process_time()
     trainer.train()
-    return trainer.model, tokenizer
+    trainer.cpu_seconds = time.process_time() - cpu
+    return trainer.model, tokenizer, trainer.cpu_seconds

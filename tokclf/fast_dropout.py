@@ -52,7 +52,7 @@ def uniform16(n: int, seed: int) -> torch.Tensor:
 def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
     """Boolean mask, True with probability 1-p (to 1/65536), seeded from torch's generator."""
     seed = int(torch.randint(-(2**62), 2**62, (), dtype=torch.int64))
-    threshold = int(round(p * 65536)) - 32768
+    threshold = round(p * 65536) - 32768
     n = 1
     for d in shape:
         n *= int(d)

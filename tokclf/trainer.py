@@ -345,8 +345,11 @@ def fit(
         m, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
     )
     started = time.perf_counter()
+    cpu_started = time.process_time()
     train_output = trainer.train()
     train_seconds = time.perf_counter() - started
+    # CPU seconds of this process (all threads): steadier than wall-clock on a shared machine.
+    train_cpu_seconds = time.process_time() - cpu_started
     if sparse_embeddings:
         from tokclf import sparse_embeddings as sparse
 
@@ -359,6 +362,7 @@ def fit(
     metrics: dict[str, Any] = {
         "train": {
             "runtime_s": round(train_seconds, 2),
+            "cpu_s": round(train_cpu_seconds, 2),
             "loss": float(train_output.training_loss),
             "epochs": float(trainer.state.epoch or 0),
             "steps": int(trainer.state.global_step),
