@@ -73,11 +73,11 @@ def make_model(variant: set[str], model_path: str, num_labels: int) -> tuple[Any
 def step(model: Any, opt: Any, batch: dict) -> None:
     import torch
 
+    from tokclf.sparse_embeddings import clip_grad_norm, has_sparse_grads
+
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model(**batch).loss
     loss.backward()
-    from tokclf.sparse_embeddings import clip_grad_norm, has_sparse_grads
-
     if has_sparse_grads(model.parameters()):
         clip_grad_norm(model.parameters(), 1.0)
     else:

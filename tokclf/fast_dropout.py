@@ -21,6 +21,7 @@ Two places are patched on the model object only (no global monkey-patching):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -53,10 +54,7 @@ def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
     """Boolean mask, True with probability 1-p (to 1/65536), seeded from torch's generator."""
     seed = int(torch.randint(-(2**62), 2**62, (), dtype=torch.int64))
     threshold = round(p * 65536) - 32768
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return (uniform16(n, seed) >= threshold).view(shape)
+    return (uniform16(math.prod(shape), seed) >= threshold).view(shape)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 from tokclf.errors import EnvironmentProblem
@@ -58,3 +59,8 @@ def autocast_dtype(mixed_precision: str | None):
 
 def device() -> str:
     return "cuda" if has_cuda() else "cpu"
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) under torchrun / `accelerate launch` (RANK, WORLD_SIZE), else (0, 1)."""
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)

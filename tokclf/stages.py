@@ -503,11 +503,6 @@ def _check_features(params: TokenClassificationParams, meta: dict[str, Any], dat
 
 
 # --- train --------------------------------------------------------------------------------------------
-def distributed_rank() -> tuple[int, int]:
-    """(rank, world size) under torchrun / `accelerate launch` (RANK, WORLD_SIZE), else (0, 1)."""
-    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
-
-
 @contextlib.contextmanager
 def _training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
     """(folder to train in, whether this process writes the outputs).
@@ -516,6 +511,7 @@ def _training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
     Several (torchrun, `accelerate launch`): every rank must see the same checkpoint folder, so
     it is named after the launch (MASTER_ADDR/PORT, TORCHELASTIC_RUN_ID); only rank 0 writes the
     outputs and moves the folder into place."""
+    from tokclf.hardware import distributed_rank
     from tokclf.staging import staged_dir
 
     rank, world = distributed_rank()
@@ -548,6 +544,7 @@ def train(params: TokenClassificationParams, *, data_dir: str | Path, features_d
     is the publish stage's. Under torchrun / `accelerate launch` every rank trains (DDP) and rank 0
     alone scores and writes."""
     from tokclf.evaluation import score_sentences
+    from tokclf.hardware import distributed_rank
     from tokclf.resolve import resolve_model_path
     from tokclf.staging import check_target, write_json
     from tokclf.tokenizer import load_tokenizer

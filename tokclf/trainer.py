@@ -246,10 +246,10 @@ class FitResult:
 
 def use_lazy_embedding_updates(params: TokenClassificationParams) -> bool:
     """Row-sparse embedding updates: asked for, CPU, one process, AdamW, embeddings trained."""
-    from tokclf.hardware import has_cuda
+    from tokclf.hardware import distributed_rank, has_cuda
 
     # Sparse gradients are not reduced by DDP's default bucketing and not handled by GradScaler.
-    single = int(os.environ.get("WORLD_SIZE", "1") or 1) == 1
+    single = distributed_rank()[1] == 1
     return (params.lazy_embedding_updates and not has_cuda() and single and not params.freeze_word_embeddings
             and params.optimizer in OPTIMIZER_MAP)
 
