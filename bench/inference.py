@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -199,14 +198,10 @@ def markdown(result: dict) -> str:
 
 
 def write_doc(section: str) -> None:
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Inference\n\n## Benchmarks\n\n" + BEGIN + "\n" + END + "\n"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: section, text, flags=re.DOTALL)
-    else:
-        text = text.rstrip("\n") + "\n\n## Benchmarks\n\n" + section + "\n"
-    tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, DOC)
+    sys.path.insert(0, str(REPO / "bench"))
+    from docsection import write_section
+
+    write_section(DOC, BEGIN, END, section, heading="## Benchmarks\n\n")
 
 
 def main() -> None:
