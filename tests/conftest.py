@@ -45,23 +45,30 @@ def tokenizer_dir(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 32-hidden random BERT with the MiniLM tokenizer: trains in seconds."""
+def save_tiny_bert(tokenizer_dir: Path, out: Path, *, seed: int, labels: list[str] | None = None) -> Path:
+    """A 2-layer, 32-hidden random BERT token classifier with the MiniLM tokenizer, saved to `out`
+    (with `labels` as its id2label when given, else 2 unnamed labels)."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    named = {} if labels is None else {
+        "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
+    }
     config = BertConfig(
         vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512, num_labels=2,
+        intermediate_size=64, max_position_embeddings=512, num_labels=len(labels) if labels else 2, **named,
     )
-    model = BertForTokenClassification(config)
-    out = tmp_path_factory.mktemp("tiny-bert")
-    model.save_pretrained(str(out))
+    BertForTokenClassification(config).save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-hidden random BERT with the MiniLM tokenizer: trains in seconds."""
+    return save_tiny_bert(tokenizer_dir, tmp_path_factory.mktemp("tiny-bert"), seed=0)
 
 
 # --- a tiny learnable NER corpus (deterministic) ------------------------------------------------

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import save_tiny_bert  # tests/ is on sys.path
 
 from tokclf.cli import main as cli_main
 from tokclf.predict import Predictor
@@ -23,18 +24,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def bio_model(tokenizer_dir: Path, tmp_path_factory) -> Path:
     """A tiny random BERT with BIO label names and a short window (as a tokclf run saves it)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
-
-    torch.manual_seed(3)
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    config = BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
-    )
-    out = tmp_path_factory.mktemp("bio-tiny")
-    BertForTokenClassification(config).save_pretrained(str(out))
-    tok.save_pretrained(str(out))
+    out = save_tiny_bert(tokenizer_dir, tmp_path_factory.mktemp("bio-tiny"), seed=3, labels=LABELS)
     (out / "training_params.json").write_text(json.dumps({"max_seq_length": 32, "stride": 4}))
     return out
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import save_tiny_bert  # tests/ is on sys.path
 
 httpx = pytest.importorskip("httpx")
 
@@ -16,20 +17,9 @@ LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 @pytest.fixture(scope="module")
 def predictor(tokenizer_dir: Path, tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
-
     from tokclf.predict import Predictor
 
-    torch.manual_seed(5)
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    config = BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
-    )
-    out = tmp_path_factory.mktemp("serve-model")
-    BertForTokenClassification(config).save_pretrained(str(out))
-    tok.save_pretrained(str(out))
+    out = save_tiny_bert(tokenizer_dir, tmp_path_factory.mktemp("serve-model"), seed=5, labels=LABELS)
     return Predictor(out, mixed_precision=None)
 
 
