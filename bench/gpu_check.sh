@@ -2,7 +2,7 @@
 # GPU checks, run on a lent GPU machine through the device tool (see docs/benchmarks.md).
 #   bash bench/gpu_check.sh train   # full CoNLL-2003, 3 epochs, both subword strategies x 2 lrs;
 #                                    # the spec's Advanced example with fp16 (needs a GPU)
-#   bash bench/gpu_check.sh bench   # bench/run.py quick mode in bf16 (tokclf vs padded fp32 baseline)
+#   bash bench/gpu_check.sh bench [ARGS]  # bench/run.py quick mode in bf16 (tokclf vs padded fp32 baseline)
 # The machine has no PyPI and no Hub: missing wheels, an fp16 copy of MiniLM (loaded as fp32) and
 # CoNLL-2003 travel in .gpu/ (git-ignored), prepared as described in docs/benchmarks.md.
 set -uo pipefail
@@ -19,7 +19,9 @@ case "${1:-train}" in
       | grep -E '^\{"|test F1|Error|error' | tee "$OUT/strategies.log"
     ;;
   bench)
-    timeout 500 python3 bench/run.py --train-sentences 3000 2>&1 | grep -v "it/s\]" | tee "$OUT/bench_quick.log" | tail -20
-    cp bench/results/bench-quick.json "$OUT/" 2>/dev/null
+    # Extra arguments go to bench/run.py, e.g. --warmup-sentences 500 (leave CUDA start-up out).
+    shift
+    timeout 400 python3 bench/run.py --train-sentences 3000 --out "$OUT/bench-quick.json" "$@" 2>&1 \
+      | grep -v "it/s\]" | tee "$OUT/bench_quick.log" | tail -20
     ;;
 esac

@@ -67,15 +67,17 @@ def our_entities(record) -> set[tuple[str, int, int]]:
 def part_raw_text(model: Path, texts: list[str], repeats: int) -> dict:
     from transformers import pipeline
 
-    from tokclf.hardware import cpu_has_native_bf16
-    from tokclf.predict import Predictor
+    from tokclf.hardware import device
+    from tokclf.predict import Predictor, resolve_precision
 
+    # The pipelines run where tokclf runs (the GPU when there is one), so the ratio compares recipes.
+    dev = device()
     pipes = {
-        "simple": pipeline("token-classification", model=str(model), aggregation_strategy="simple", device="cpu"),
-        "first": pipeline("token-classification", model=str(model), aggregation_strategy="first", device="cpu"),
+        "simple": pipeline("token-classification", model=str(model), aggregation_strategy="simple", device=dev),
+        "first": pipeline("token-classification", model=str(model), aggregation_strategy="first", device=dev),
     }
     configs = {"fp32": Predictor(model, mixed_precision=None)}
-    if cpu_has_native_bf16():
+    if resolve_precision("auto") == "bf16":
         configs["bf16"] = Predictor(model, mixed_precision="bf16")
     for pipe in pipes.values():
         pipe(texts[:64], batch_size=32)
