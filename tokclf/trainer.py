@@ -135,6 +135,14 @@ class _DropExtraColumns:
         return self.inner([{k: v for k, v in r.items() if k != "length"} for r in rows])
 
 
+def mean_tokens_per_step(labels: Any, step_size: int) -> float:
+    """Labelled (not -100) tokens per optimizer step, averaged over an epoch of `step_size` features
+    per step: the constant the training loss is divided by when batches are grouped by length."""
+    total = sum(sum(1 for x in row if x != -100) for row in labels)
+    steps = max(1, math.ceil(len(labels) / step_size))
+    return max(total / steps, 1.0)
+
+
 def _make_trainer_class():
     from transformers import Trainer
 
@@ -144,6 +152,39 @@ def _make_trainer_class():
 
         scorer: Any = None
         sparse_embeddings: bool = False
+
+        def _get_train_sampler(self, train_dataset=None):
+            # Length-grouped batches in shuffled order (tokclf.sampling) on one process; under
+            # DDP transformers' distributed length-grouped sampler shards the data.
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if (self.args.train_sampling_strategy == "group_by_length" and self.args.world_size <= 1
+                    and dataset is not None and self.args.length_column_name in getattr(dataset, "column_names", ())):
+                from tokclf.sampling import ShuffledLengthGroupedSampler
+
+                batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+                return ShuffledLengthGroupedSampler(dataset[self.args.length_column_name], batch)
+            return super()._get_train_sampler(train_dataset)
+
+        tokens_per_step: float | None = None
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Batches grouped by length hold very different numbers of labelled tokens (16 table
+            # rows vs 16 long sentences); the stock loss, a mean over each batch's tokens, gives a
+            # token in a short batch several times the weight of one in a long batch. Here the
+            # summed loss is divided by the epoch's mean labelled tokens per optimizer step, so
+            # every token weighs the same, as in randomly mixed batches on average.
+            if not (self.tokens_per_step and model.training and "labels" in inputs):
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            import torch
+
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
+            ) / self.tokens_per_step
+            return (loss, outputs) if return_outputs else loss
 
         # torch's clip_grad_norm_ has no norm kernel for sparse gradients (lazy embedding updates).
         def _clip_grad_norm(self, model):
@@ -341,6 +382,13 @@ def fit(
         callbacks=callbacks,
     )
     trainer.sparse_embeddings = sparse_embeddings
+    if args.train_sampling_strategy == "group_by_length" and args.world_size <= 1:
+        trainer.tokens_per_step = mean_tokens_per_step(
+            train_features["labels"], args.per_device_train_batch_size * args.gradient_accumulation_steps)
+        if trainer.tokens_per_step:
+            # The loss is already normalised per optimizer step: no further division by the
+            # gradient accumulation steps.
+            trainer.loss_is_scaled_for_ga = True
     trainer.scorer = lambda m: score_sentences(
         m, tokenizer, data.splits[valid_name], label_names, features=valid_features, **eval_kwargs
     )
