@@ -14,7 +14,9 @@ padded to a multiple of 8), fastdrop (tokclf.fast_dropout: modules and attention
 (dropout modules only, SDPA attention kept), freeze (word embeddings frozen), pad1 (no multiple-of-8
 padding), bs32 (32 sentences per batch; compare per sentence), compile (torch.compile with dynamic
 shapes; its compile time is reported apart, not counted in the per-sentence time), lazyemb
-(row-sparse AdamW on the word embeddings, tokclf.sparse_embeddings).
+(row-sparse AdamW on the word embeddings, tokclf.sparse_embeddings), hfwalk (batches in
+transformers' LengthGroupedSampler order instead of tokclf's shuffled length-grouped order; the same
+batches' padding).
 Writes bench/results/step_variants.json.
 """
 
@@ -32,15 +34,27 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data")) / "conll2003"
 MODEL = os.environ.get("TOKCLF_BENCH_MODEL", "sentence-transformers/all-MiniLM-L6-v2")
-KNOWN = {"stock", "fastdrop", "fastdrop_noatt", "freeze", "pad1", "bs32", "compile", "lazyemb"}
+KNOWN = {"stock", "fastdrop", "fastdrop_noatt", "freeze", "pad1", "bs32", "compile", "lazyemb", "hfwalk"}
 
 
-def batches_for(rows: list[dict], tokenizer: Any, batch_size: int, pad_multiple: int | None, seed: int) -> list[dict]:
+def batches_for(rows: list[dict], tokenizer: Any, batch_size: int, pad_multiple: int | None, seed: int,
+                hf_walk: bool = False) -> list[dict]:
+    """Batches in `tokclf train`'s order (tokclf.sampling: length-grouped, then shuffled), or with
+    hf_walk in transformers' LengthGroupedSampler order (each mega-batch longest to shortest)."""
+    import torch
     from transformers import DataCollatorForTokenClassification
 
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-    groups = [order[j:j + batch_size] for j in range(0, len(order), batch_size)]
-    random.Random(seed).shuffle(groups)
+    from tokclf.sampling import length_grouped_batches
+
+    lengths = [len(r["input_ids"]) for r in rows]
+    generator = torch.Generator().manual_seed(seed)
+    if hf_walk:
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        order = get_length_grouped_indices(lengths, batch_size, generator=generator)
+        groups = [order[j:j + batch_size] for j in range(0, len(order), batch_size)]
+    else:
+        groups = length_grouped_batches(lengths, batch_size, generator=generator)
     collate = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_multiple)
     return [collate([rows[i] for i in g]) for g in groups]
 
@@ -137,7 +151,7 @@ def main() -> None:
     runs: dict[str, dict[str, Any]] = {}
     for name, parts in variants.items():
         bs = 32 if "bs32" in parts else 16
-        batches = batches_for(rows, tokenizer, bs, None if "pad1" in parts else 8, seed=0)
+        batches = batches_for(rows, tokenizer, bs, None if "pad1" in parts else 8, seed=0, hf_walk="hfwalk" in parts)
         model, opt = make_model(parts, model_path, data.num_labels)
         warm = time.perf_counter()
         for b in batches[:3]:  # warm-up: kernel selection (and compilation) for the first shapes
