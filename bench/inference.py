@@ -115,15 +115,14 @@ def part_raw_text(model: Path, texts: list[str], repeats: int) -> dict:
 
 def part_conll_test(model: Path, workdir: Path, sentences, repeats: int) -> dict:
     from tokclf.export import export_model
-    from tokclf.hardware import cpu_has_native_bf16
-    from tokclf.predict import Predictor, score_records
+    from tokclf.predict import Predictor, resolve_precision, score_records
 
     export_dir = workdir / "onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         manifest = export_model(model, export_dir, quantize="int8")
     configs = {"PyTorch fp32": Predictor(model, mixed_precision=None)}
-    if cpu_has_native_bf16():
+    if resolve_precision("auto") == "bf16":  # as in part_raw_text: native bf16 on this CPU or GPU
         configs["PyTorch bf16"] = Predictor(model, mixed_precision="bf16")
     configs["ONNX fp32"] = Predictor(export_dir / "model.onnx")
     configs["ONNX int8"] = Predictor(export_dir / "model_quantized.onnx")

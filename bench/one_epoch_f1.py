@@ -12,7 +12,8 @@ validation sentences, words only, as `tokclf evaluate` does.
 
 tokclf has no parameter for the batch order (it always groups by length: most of its speed on a
 CPU); `--sampler transformers` and `--sampler random` patch, for this measurement only, the
-trainer class tokclf builds and the `train_sampling_strategy` of its TrainingArguments. Prints one JSON line; --out appends it to a JSON-lines file.
+trainer class tokclf builds and the `train_sampling_strategy` of its TrainingArguments. Prints one
+JSON line; --out appends it to a JSON-lines file.
 """
 
 from __future__ import annotations

@@ -86,50 +86,39 @@ def worker_train(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     feats = tokenize_split(train_split, tokenizer, max_seq_length=128, stride=32, strategy="first", label_names=None, with_labels=False)
     real_tokens = int(sum(feats["length"]))
 
-    def tokclf_params(project: str, sentences: int | None) -> Any:
-        from tokclf import TokenClassificationParams
+    sys.path.insert(0, str(REPO / "bench"))
+    from baseline_trainer import train_baseline
 
-        return TokenClassificationParams(
-            data_path=str(DATA), model=MODEL, project_name=project, valid_split=None, test_split=None,
-            max_samples=sentences, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+    from tokclf import TokenClassificationParams, train
+    from tokclf.evaluation import load_trained
+
+    def run_recipe(sentences: int | None, workdir: str, project: str | None = None) -> tuple[Any, Any, float, float]:
+        """One training run of this worker's recipe on the first `sentences` training sentences:
+        (model, tokenizer, process CPU seconds, wall seconds of training)."""
+        if kind == "baseline":
+            split = train_split if sentences is None else train_split.select(range(min(sentences, len(train_split))))
+            started = time.perf_counter()
+            model, tok, cpu_s = train_baseline(split, model_path, data.num_labels, workdir, epochs=cfg["epochs"],
+                                               lr=cfg["lr"], batch_size=cfg["batch_size"], max_length=128, seed=42)
+            return model, tok, cpu_s, time.perf_counter() - started
+        params = TokenClassificationParams(
+            data_path=str(DATA), model=MODEL, project_name=project or str(Path(workdir) / "m"), valid_split=None,
+            test_split=None, max_samples=sentences, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
             mixed_precision=cfg["precision"], eval_strategy="no", seed=42,
         )
+        result = train(params)
+        model, tok, _, _ = load_trained(result.output_dir)
+        return model, tok, result.metrics["train"]["cpu_s"], result.metrics["train"]["runtime_s"]
 
     if cfg.get("warmup_sentences"):
         # A short untimed run of the same recipe first, in this process: on a GPU the first run
         # pays seconds of one-time CUDA start-up (context, cuBLAS, lazy kernel loading) that
         # would otherwise dominate a short timed run.
         with tempfile.TemporaryDirectory() as tmp:
-            if kind == "baseline":
-                sys.path.insert(0, str(REPO / "bench"))
-                from baseline_trainer import train_baseline
-
-                train_baseline(train_split.select(range(cfg["warmup_sentences"])), model_path, data.num_labels, tmp,
-                               epochs=1, lr=cfg["lr"], batch_size=cfg["batch_size"], max_length=128, seed=42)
-            else:
-                from tokclf import train
-
-                train(tokclf_params(str(Path(tmp) / "warm"), cfg["warmup_sentences"]))
-    started = time.perf_counter()
+            run_recipe(cfg["warmup_sentences"], tmp)
     with tempfile.TemporaryDirectory() as tmp:
-        if kind == "baseline":
-            sys.path.insert(0, str(REPO / "bench"))
-            from baseline_trainer import train_baseline
-
-            model, tok, cpu_s = train_baseline(train_split, model_path, data.num_labels, tmp, epochs=cfg["epochs"],
-                                               lr=cfg["lr"], batch_size=cfg["batch_size"], max_length=128, seed=42)
-            train_s = time.perf_counter() - started
-            precision = None
-        else:
-            from tokclf import train
-
-            result = train(tokclf_params(cfg.get("keep_model") or str(Path(tmp) / "m"), cfg["train_sentences"]))
-            train_s = result.metrics["train"]["runtime_s"]
-            cpu_s = result.metrics["train"]["cpu_s"]
-            from tokclf.evaluation import load_trained
-
-            model, tok, _, _ = load_trained(result.output_dir)
-            precision = cfg["precision"]
+        model, tok, cpu_s, train_s = run_recipe(cfg["train_sentences"], tmp, cfg.get("keep_model"))
+        precision = cfg["precision"] if kind == "tokclf" else None
         eval_start = time.perf_counter()
         metrics = score_sentences(model, tok, valid, data.label_names, max_seq_length=128, stride=32,
                                   batch_size=64, mixed_precision=precision)

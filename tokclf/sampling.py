@@ -3,8 +3,9 @@
 Why not transformers' `LengthGroupedSampler` as is: it sorts each mega-batch (50 batches) by
 length and emits its batches in that order, so every run of 50 optimizer steps walks from the
 longest sentences to the shortest (in CoNLL-2003 the shortest are mostly headlines and score
-lines). Here the batches are formed the same way (same padding, so the same speed) and then
-shuffled as whole batches, so consecutive steps no longer follow the length order. The batch with
+lines). Here the batches are formed the same way (the same padding) and then shuffled as whole
+batches, so consecutive steps no longer follow the length order (1-2% slower steps in interleaved
+A/Bs: a new shape every step; docs/benchmarks.md). The batch with
 the longest sentence still comes first (out-of-memory errors show at step 1, not hours in).
 """
 

@@ -143,6 +143,13 @@ def mean_tokens_per_step(labels: Any, step_size: int) -> float:
     return max(total / steps, 1.0)
 
 
+def tokclf_batching(args: Any) -> bool:
+    """Batches grouped by length on one process: tokclf's own batch order (tokclf.sampling) and
+    per-token loss apply. Under DDP transformers' distributed length-grouped sampler and its
+    loss run unchanged."""
+    return args.train_sampling_strategy == "group_by_length" and args.world_size <= 1
+
+
 def _make_trainer_class():
     from transformers import Trainer
 
@@ -157,8 +164,8 @@ def _make_trainer_class():
             # Length-grouped batches in shuffled order (tokclf.sampling) on one process; under
             # DDP transformers' distributed length-grouped sampler shards the data.
             dataset = train_dataset if train_dataset is not None else self.train_dataset
-            if (self.args.train_sampling_strategy == "group_by_length" and self.args.world_size <= 1
-                    and dataset is not None and self.args.length_column_name in getattr(dataset, "column_names", ())):
+            if (tokclf_batching(self.args) and dataset is not None
+                    and self.args.length_column_name in getattr(dataset, "column_names", ())):
                 from tokclf.sampling import ShuffledLengthGroupedSampler
 
                 batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
@@ -382,7 +389,7 @@ def fit(
         callbacks=callbacks,
     )
     trainer.sparse_embeddings = sparse_embeddings
-    if args.train_sampling_strategy == "group_by_length" and args.world_size <= 1:
+    if tokclf_batching(args):
         trainer.tokens_per_step = mean_tokens_per_step(
             train_features["labels"], args.per_device_train_batch_size * args.gradient_accumulation_steps)
         if trainer.tokens_per_step:
