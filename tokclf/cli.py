@@ -53,6 +53,8 @@ def add_param_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | Non
         inner, optional = _unwrap(info.annotation)
         default = info.default if info.default is not None and not callable(info.default) else None
         help_text = (info.description or "") + (f" (default: {default})" if default is not None and "PydanticUndefined" not in str(default) else "")
+        # argparse expands %-formats in help strings: a literal "%" (e.g. "~10%") must be doubled.
+        help_text = help_text.replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text or None}
         if inner is bool:
             group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, **kwargs)
