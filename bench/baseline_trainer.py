@@ -43,7 +43,7 @@ def train_baseline(sentences: Any, model_path: str, num_labels: int, out_dir: st
     import torch
     from transformers import AutoModelForTokenClassification, Trainer, TrainingArguments, default_data_collator, set_seed
 
-    from tokclf.tokenizer import load_tokenizer
+    from tokclf.text.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(model_path)
     set_seed(seed)

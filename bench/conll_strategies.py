@@ -25,7 +25,7 @@ DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data"
 
 def overrides(pairs: list[str]) -> dict:
     """--set KEY=VALUE pairs, typed by the parameter model (e.g. fast_dropout=false)."""
-    from tokclf.params import TokenClassificationParams
+    from tokclf.core.params import TokenClassificationParams
 
     out: dict = {}
     for pair in pairs:

@@ -3,7 +3,7 @@
 Part 1, raw text: the same N CoNLL-2003 test sentences, words joined with spaces, tagged by
 `transformers.pipeline("token-classification", aggregation_strategy="simple")` (fp32, batch 32,
 the reference), by the same pipeline with aggregation_strategy="first" (whole words from their
-first subword, tokclf's own rule), and by `tokclf.predict` (fp32, and bf16 where the CPU has
+first subword, tokclf's own rule), and by `tokclf.inference.predictor` (fp32, and bf16 where the CPU has
 native bf16); sentences/s, the speed ratio to the "simple" pipeline, and the share of texts where
 tokclf gives the same entities (type, start, end) as each pipeline.
 
@@ -67,8 +67,8 @@ def our_entities(record) -> set[tuple[str, int, int]]:
 def part_raw_text(model: Path, texts: list[str], repeats: int) -> dict:
     from transformers import pipeline
 
-    from tokclf.hardware import device
-    from tokclf.predict import Predictor, resolve_precision
+    from tokclf.core.hardware import device
+    from tokclf.inference.predictor import Predictor, resolve_precision
 
     # The pipelines run where tokclf runs (the GPU when there is one), so the ratio compares recipes.
     dev = device()
@@ -114,8 +114,8 @@ def part_raw_text(model: Path, texts: list[str], repeats: int) -> dict:
 
 
 def part_conll_test(model: Path, workdir: Path, sentences, repeats: int) -> dict:
-    from tokclf.export import export_model
-    from tokclf.predict import Predictor, resolve_precision, score_records
+    from tokclf.inference.export import export_model
+    from tokclf.inference.predictor import Predictor, resolve_precision, score_records
 
     export_dir = workdir / "onnx"
     with warnings.catch_warnings():
@@ -227,8 +227,8 @@ def main() -> None:
     import torch
 
     from tokclf.data.conll import read_conll
-    from tokclf.hardware import cpu_has_native_bf16
-    from tokclf.predict import PredictionInput
+    from tokclf.core.hardware import cpu_has_native_bf16
+    from tokclf.inference.predictor import PredictionInput
 
     test = read_conll(DATA / "test.txt")
     texts = [" ".join(words) for words in test.tokens[: args.sentences]]

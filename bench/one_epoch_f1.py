@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--sampler", choices=["tokclf", "transformers", "random"], default="tokclf",
-                    help="tokclf: length-grouped batches in shuffled order (tokclf.sampling, the default); "
+                    help="tokclf: length-grouped batches in shuffled order (tokclf.training.sampling, the default); "
                          "transformers: transformers' LengthGroupedSampler (mega-batches emitted longest to "
                          "shortest; tokclf's sampler before 2026-11-27); random: random order, padded per batch")
     ap.add_argument("--loss", choices=["tokens", "batch_mean"], default="tokens",
@@ -47,9 +47,9 @@ def main() -> None:
 
     import run as bench_run  # bench/run.py: the same data location and model
 
-    import tokclf.trainer as trainer
+    import tokclf.training.run as trainer
     from tokclf import TokenClassificationParams, train
-    from tokclf.evaluation import load_trained, score_sentences
+    from tokclf.evaluation.scoring import load_trained, score_sentences
 
     if args.sampler == "transformers":
         make = trainer._make_trainer_class
@@ -63,7 +63,7 @@ def main() -> None:
     if args.mega_batch_mult != 50:
         import functools
 
-        from tokclf import sampling
+        from tokclf.training import sampling
 
         sampling.length_grouped_batches = functools.partial(sampling.length_grouped_batches,
                                                             mega_batch_mult=args.mega_batch_mult)

@@ -9,7 +9,7 @@ Sections (each prints its ratio against the baseline measured in the same run):
   sentences, model (all-MiniLM-L6-v2), epochs, lr and batch size: sentences/s, tokens/s, wall
   time, peak RSS, word-level F1 on the validation split; each in its own process (clean RSS);
 - compute: tokclf's achieved training FLOP rate as a share of the measured bf16 peak;
-- inference: `tokclf.predict` on 1,000 CoNLL test sentences (raw text) vs
+- inference: `tokclf.inference.predictor` on 1,000 CoNLL test sentences (raw text) vs
   `transformers.pipeline("token-classification", aggregation_strategy="simple")` on the same
   trained model (the tokclf model of the train section, or --inference-model DIR): sentences/s
   and the share of sentences with the same entities (bench/inference.py's part 1);
@@ -72,10 +72,10 @@ def load_conll(max_samples: int | None) -> Any:
 def worker_train(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from tokclf.evaluation import score_sentences
-    from tokclf.features import tokenize_split
-    from tokclf.resolve import resolve_model_path
-    from tokclf.tokenizer import load_tokenizer
+    from tokclf.evaluation.scoring import score_sentences
+    from tokclf.text.features import tokenize_split
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.text.tokenizer import load_tokenizer
 
     model_path = resolve_model_path(MODEL)
     data = load_conll(cfg["train_sentences"])
@@ -90,7 +90,7 @@ def worker_train(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     from baseline_trainer import train_baseline
 
     from tokclf import TokenClassificationParams, train
-    from tokclf.evaluation import load_trained
+    from tokclf.evaluation.scoring import load_trained
 
     def run_recipe(sentences: int | None, workdir: str, project: str | None = None) -> tuple[Any, Any, float, float]:
         """One training run of this worker's recipe on the first `sentences` training sentences:
@@ -156,7 +156,7 @@ def model_flops_per_token(seq_len: float) -> float:
     attention score/value products (12 x layers x hidden x seq_len), as in Kaplan et al. 2020."""
     from transformers import AutoConfig
 
-    from tokclf.resolve import resolve_model_path
+    from tokclf.core.resources import resolve_model_path
 
     c = AutoConfig.from_pretrained(resolve_model_path(MODEL))
     per_layer = 4 * c.hidden_size**2 + 2 * c.hidden_size * c.intermediate_size
@@ -189,8 +189,8 @@ def inference_section(model_dir: Path, n: int) -> dict[str, Any]:
 
 def eval_section(model_dir: Path) -> dict[str, Any]:
     """Wall time to score the whole CoNLL test split on words (bf16 where native; GPU when there is one)."""
-    from tokclf.evaluation import load_trained, score_sentences
-    from tokclf.predict import resolve_precision
+    from tokclf.evaluation.scoring import load_trained, score_sentences
+    from tokclf.inference.predictor import resolve_precision
 
     data = load_conll(None)
     model, tok, label_names, _ = load_trained(model_dir)
@@ -207,8 +207,9 @@ def eval_section(model_dir: Path) -> dict[str, Any]:
 def tokenize_cache(max_samples: int | None) -> dict[str, Any]:
     """The pipeline's tokenize stage cold, then the cached rerun's decision: the flow skips the
     stage when the content key (data bytes, tokenizer files, max_seq_length/stride/subword_labels)
-    equals the one stamped on the existing output (tokclf.stages.tokenize_key / stamp_key)."""
-    from tokclf import TokenClassificationParams, stages
+    equals the one stamped on the existing output (tokclf.pipeline.stages.tokenize_key / stamp_key)."""
+    from tokclf import TokenClassificationParams
+    from tokclf.pipeline import stages
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -46,7 +46,7 @@ def load_texts(n: int) -> list[str]:
 def untrained_model(folder: Path) -> Path:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from tokclf.resolve import resolve_model_path
+    from tokclf.core.resources import resolve_model_path
 
     base = resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
     model = AutoModelForTokenClassification.from_pretrained(

@@ -10,11 +10,11 @@ a shared 2-core VM wall-clock drifts by +-10% between runs, which is larger than
 while interleaving cancels the drift. Ratios are against the first variant given.
 
 Variants (combine with "+"): stock (transformers as loaded: SDPA attention, torch dropout, batches
-padded to a multiple of 8), fastdrop (tokclf.fast_dropout: modules and attention), fastdrop_noatt
+padded to a multiple of 8), fastdrop (tokclf.training.fast_dropout: modules and attention), fastdrop_noatt
 (dropout modules only, SDPA attention kept), freeze (word embeddings frozen), pad1 (no multiple-of-8
 padding), bs32 (32 sentences per batch; compare per sentence), compile (torch.compile with dynamic
 shapes; its compile time is reported apart, not counted in the per-sentence time), lazyemb
-(row-sparse AdamW on the word embeddings, tokclf.sparse_embeddings), hfwalk (batches in
+(row-sparse AdamW on the word embeddings, tokclf.training.sparse_embeddings), hfwalk (batches in
 transformers' LengthGroupedSampler order instead of tokclf's shuffled length-grouped order; the same
 batches' padding).
 Writes bench/results/step_variants.json.
@@ -39,12 +39,12 @@ KNOWN = {"stock", "fastdrop", "fastdrop_noatt", "freeze", "pad1", "bs32", "compi
 
 def batches_for(rows: list[dict], tokenizer: Any, batch_size: int, pad_multiple: int | None, seed: int,
                 hf_walk: bool = False) -> list[dict]:
-    """Batches in `tokclf train`'s order (tokclf.sampling: length-grouped, then shuffled), or with
+    """Batches in `tokclf train`'s order (tokclf.training.sampling: length-grouped, then shuffled), or with
     hf_walk in transformers' LengthGroupedSampler order (each mega-batch longest to shortest)."""
     import torch
     from transformers import DataCollatorForTokenClassification
 
-    from tokclf.sampling import length_grouped_batches
+    from tokclf.training.sampling import length_grouped_batches
 
     lengths = [len(r["input_ids"]) for r in rows]
     generator = torch.Generator().manual_seed(seed)
@@ -63,7 +63,7 @@ def make_model(variant: set[str], model_path: str, num_labels: int) -> tuple[Any
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from tokclf import fast_dropout
+    from tokclf.training import fast_dropout
 
     torch.manual_seed(0)
     model = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=num_labels, dtype=torch.float32)
@@ -76,7 +76,7 @@ def make_model(variant: set[str], model_path: str, num_labels: int) -> tuple[Any
         model = torch.compile(model, dynamic=True)
     opt_cls = torch.optim.AdamW
     if "lazyemb" in variant:
-        from tokclf import sparse_embeddings
+        from tokclf.training import sparse_embeddings
 
         sparse_embeddings.enable(model)
         opt_cls = sparse_embeddings.RowSparseAdamW
@@ -87,7 +87,7 @@ def make_model(variant: set[str], model_path: str, num_labels: int) -> tuple[Any
 def step(model: Any, opt: Any, batch: dict) -> None:
     import torch
 
-    from tokclf.sparse_embeddings import clip_grad_norm, has_sparse_grads
+    from tokclf.training.sparse_embeddings import clip_grad_norm, has_sparse_grads
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model(**batch).loss
@@ -136,9 +136,9 @@ def main() -> None:
     import torch
 
     from tokclf.data.ingest import load_labelled_data
-    from tokclf.features import tokenize_split
-    from tokclf.resolve import resolve_model_path
-    from tokclf.tokenizer import load_tokenizer
+    from tokclf.text.features import tokenize_split
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.text.tokenizer import load_tokenizer
 
     model_path = resolve_model_path(MODEL)
     data = load_labelled_data(str(DATA), max_samples=args.sentences)

@@ -1,4 +1,4 @@
-"""Prefect flows of tokclf (they chain the tasks of `tasks/`; the logic is in tokclf.stages).
+"""Prefect flows of tokclf (they chain the tasks of `tasks/`; the logic is in tokclf.pipeline.stages).
 
     training_flow    `token-classification`: ingest -> validate -> tokenize -> train -> evaluate -> publish
     retraining_flow  `token-classification-retrain`: retrain only when data or parameters changed

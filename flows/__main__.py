@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--limit", type=int, default=1, help="flow runs at a time (default 1)")
     args = parser.parse_args(argv)
 
-    from tokclf.errors import TokclfError
+    from tokclf.core.errors import TokclfError
 
     try:
         if args.command == "serve":

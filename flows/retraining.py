@@ -2,7 +2,7 @@
 
 It reads the data again (ingest and validate, cached on content), then trains only when the
 validated data or the training parameters differ from those of the last successful run
-(tokclf.stages.retrain_decision: the model folder's pipeline_run.json, confirmed by the evaluate
+(tokclf.pipeline.stages.retrain_decision: the model folder's pipeline_run.json, confirmed by the evaluate
 stage's report). Otherwise it logs why it skipped and ends Completed with that message. When it
 trains, it runs the training flow as a subflow and, by default, records the outputs with DVC
 (`dvc commit`, and `dvc push` when dvc_push), so every scheduled retrain leaves a versioned model
@@ -24,7 +24,7 @@ from prefect.states import Completed  # noqa: E402
 
 from flows.training import prepare_data, resolve_run, training_flow  # noqa: E402
 from tasks import results_storage  # noqa: E402
-from tokclf import stages  # noqa: E402
+from tokclf.pipeline import stages  # noqa: E402
 
 FLOW_NAME = "token-classification-retrain"
 

@@ -28,7 +28,7 @@ def load_deployment_config(path: str | Path) -> list[dict[str, Any]]:
     """The `deployments:` list of a prefect.yaml."""
     import yaml
 
-    from tokclf.errors import TokclfError
+    from tokclf.core.errors import TokclfError
 
     p = Path(path)
     if not p.is_file():

@@ -1,7 +1,7 @@
 """The training flow `token-classification`: ingest -> validate -> tokenize -> train -> evaluate -> publish.
 
-Every step is a task of `tasks/` calling a tokclf.stages entry point; outputs land in the paths
-that dvc.yaml declares (tokclf.stages.PipelinePaths under `workdir`), so `dvc commit` can record
+Every step is a task of `tasks/` calling a tokclf.pipeline.stages entry point; outputs land in the paths
+that dvc.yaml declares (tokclf.pipeline.stages.PipelinePaths under `workdir`), so `dvc commit` can record
 what a flow run produced (`record_with_dvc`).
 
 Parameters: `params` is tokclf's own pydantic model (TokenClassificationParams), so the
@@ -33,8 +33,8 @@ from tasks import (  # noqa: E402
     train_task,
     validate_task,
 )
-from tokclf import stages  # noqa: E402
-from tokclf.params import TokenClassificationParams  # noqa: E402
+from tokclf.pipeline import stages  # noqa: E402
+from tokclf.core.params import TokenClassificationParams  # noqa: E402
 
 FLOW_NAME = "token-classification"
 
@@ -106,7 +106,7 @@ def training_flow(
     params, run_params, paths, same_as_repo = resolve_run(params, config, workdir)
     if run_params.push_to_hub:
         # Token, repo id, offline mode and the token's rights: refused before training, not after.
-        from tokclf.publish import check_publish_ready
+        from tokclf.publishing.hub import check_publish_ready
 
         check_publish_ready(run_params)
     storage = results_storage(paths.root)

@@ -1,9 +1,9 @@
-"""Prefect tasks: each wraps one tokclf.stages entry point; the logic stays in the library.
+"""Prefect tasks: each wraps one tokclf.pipeline.stages entry point; the logic stays in the library.
 
 Caching (results persisted, by default under <workdir>/.tokclf-cache/prefect-results: see
 `results_storage`):
 - ingest, validate and tokenize are cached on *content*: the cache key is the stage's own key
-  (tokclf.stages.ingest_key / validate_key / tokenize_key: hashes of the source bytes, of the saved
+  (tokclf.pipeline.stages.ingest_key / validate_key / tokenize_key: hashes of the source bytes, of the saved
   datasets, of the tokenizer files, and the parameters the stage reads) plus its output paths. A
   path whose content changed gives a new key, so a cached result is never stale the way an INPUTS
   policy over path strings would be. A Hub dataset id has no local bytes: ingest is not cached.
@@ -11,7 +11,7 @@ Caching (results persisted, by default under <workdir>/.tokclf-cache/prefect-res
 - train, evaluate and publish are never cached (a rerun means: do it again).
 
 Retries: only publish retries (3 times, exponential backoff 10 s, 20 s, 40 s with jitter), and only
-on transient Hub errors (tokclf.publish.prefect_retry_condition); the other stages are
+on transient Hub errors (tokclf.publishing.hub.prefect_retry_condition); the other stages are
 deterministic, so a retry would fail the same way.
 """
 
@@ -25,9 +25,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from tokclf import stages
-from tokclf.params import TokenClassificationParams
-from tokclf.publish import prefect_retry_condition
+from tokclf.pipeline import stages
+from tokclf.core.params import TokenClassificationParams
+from tokclf.publishing.hub import prefect_retry_condition
 
 RESULTS_DIR = ".tokclf-cache/prefect-results"
 PUBLISH_RETRIES = 3
@@ -62,33 +62,33 @@ def tokenize_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
 @task(name="ingest", cache_key_fn=ingest_cache_key, persist_result=True, retries=0)
 def ingest_task(params: TokenClassificationParams, raw_dir: str, out_dir: str,
                 source_name: str | None = None) -> dict[str, Any]:
-    """Source -> raw copy + normalised dataset (tokclf.stages.ingest)."""
+    """Source -> raw copy + normalised dataset (tokclf.pipeline.stages.ingest)."""
     return stages.ingest(params, raw_dir=raw_dir, out_dir=out_dir, source_name=source_name)
 
 
 @task(name="validate", cache_key_fn=validate_cache_key, persist_result=True, retries=0)
 def validate_task(params: TokenClassificationParams, data_dir: str, out_dir: str, report_path: str) -> dict[str, Any]:
-    """Report; hard errors raise ValidationFailed and stop the flow (tokclf.stages.validate)."""
+    """Report; hard errors raise ValidationFailed and stop the flow (tokclf.pipeline.stages.validate)."""
     return stages.validate(params, data_dir=data_dir, out_dir=out_dir, report_path=report_path)
 
 
 @task(name="tokenize", cache_key_fn=tokenize_cache_key, persist_result=True, retries=0)
 def tokenize_task(params: TokenClassificationParams, data_dir: str, out_dir: str) -> dict[str, Any]:
-    """Aligned, windowed features of every split (tokclf.stages.tokenize)."""
+    """Aligned, windowed features of every split (tokclf.pipeline.stages.tokenize)."""
     return stages.tokenize(params, data_dir=data_dir, out_dir=out_dir)
 
 
 @task(name="train", cache_policy=NO_CACHE, retries=0)
 def train_task(params: TokenClassificationParams, data_dir: str, features_dir: str, report_path: str,
                out_dir: str) -> dict[str, Any]:
-    """Fine-tune; writes the model folder (tokclf.stages.train)."""
+    """Fine-tune; writes the model folder (tokclf.pipeline.stages.train)."""
     return stages.train(params, data_dir=data_dir, features_dir=features_dir, report_path=report_path, out_dir=out_dir)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, retries=0)
 def evaluate_task(params: TokenClassificationParams, model_dir: str, data_dir: str, features_dir: str,
                   metrics_path: str, details_path: str, plots_dir: str) -> dict[str, Any]:
-    """metrics.json, per-type scores, plot data and PNGs (tokclf.stages.evaluate)."""
+    """metrics.json, per-type scores, plot data and PNGs (tokclf.pipeline.stages.evaluate)."""
     return stages.evaluate(params, model_dir=model_dir, data_dir=data_dir, features_dir=features_dir,
                            metrics_path=metrics_path, details_path=details_path, plots_dir=plots_dir)
 
@@ -99,13 +99,13 @@ def evaluate_task(params: TokenClassificationParams, model_dir: str, data_dir: s
     retry_condition_fn=prefect_retry_condition,
 )
 def publish_task(params: TokenClassificationParams, model_dir: str, out_path: str) -> dict[str, Any]:
-    """Hub push when push_to_hub, else a recorded no-op (tokclf.stages.publish); retried with backoff."""
+    """Hub push when push_to_hub, else a recorded no-op (tokclf.pipeline.stages.publish); retried with backoff."""
     return stages.publish(params, model_dir=model_dir, out_path=out_path)
 
 
 @task(name="dvc-record", cache_policy=NO_CACHE, retries=0)
 def dvc_record_task(root: str, push: bool = False) -> dict[str, Any]:
-    """`dvc commit -f` (and `dvc push`) of what the flow wrote (tokclf.stages.dvc_record)."""
+    """`dvc commit -f` (and `dvc push`) of what the flow wrote (tokclf.pipeline.stages.dvc_record)."""
     return stages.dvc_record(root, push=push)
 
 

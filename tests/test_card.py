@@ -9,10 +9,10 @@ import json
 import pytest
 import yaml
 
-from tokclf.card import card_metadata, data_fingerprints, fingerprint_split, is_hub_id, render_card
+from tokclf.publishing.card import card_metadata, data_fingerprints, fingerprint_split, is_hub_id, render_card
 from tokclf.data.types import LabelledData
-from tokclf.metrics import compute_metrics
-from tokclf.params import TokenClassificationParams
+from tokclf.evaluation.metrics import compute_metrics
+from tokclf.core.params import TokenClassificationParams
 
 DUMMY = "hf_TOKCLF" "cardDummy4Jt8Ws1Qe6Ry3Ux0"  # split: the joined token is not in this file
 
@@ -32,8 +32,8 @@ def _perturbed(tags: list[list[int]], every: int) -> list[list[int]]:
 @pytest.fixture(scope="module")
 def written(ner_jsonl_dir, tmp_path_factory):
     """write_outputs() on real data (read and validated by tokclf) and seqeval metrics."""
-    from tokclf.outputs import write_outputs
-    from tokclf.trainer import prepare_data
+    from tokclf.publishing.folder import write_outputs
+    from tokclf.training.run import prepare_data
 
     out = tmp_path_factory.mktemp("card") / "tiny-ner"
     out.mkdir()

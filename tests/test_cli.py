@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tokclf.cli import build_parser, collect_params, main
+from tokclf.cli.main import build_parser, collect_params, main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -83,6 +83,6 @@ def test_malformed_files_exit_2_with_place(name, fragment, capsys, tmp_path):
 
 def test_help_is_light():
     # `tokclf --help` must not import torch/transformers (start-up time; see docs/benchmarks.md).
-    code = "import sys; from tokclf.cli import build_parser; build_parser().format_help(); print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import sys; from tokclf.cli.main import build_parser; build_parser().format_help(); print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False False"

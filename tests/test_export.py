@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import save_tiny_bert  # tests/ is on sys.path
 
-from tokclf.cli import main as cli_main
-from tokclf.predict import Predictor
+from tokclf.cli.main import main as cli_main
+from tokclf.inference.predictor import Predictor
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 TEXTS = [
@@ -31,7 +31,7 @@ def bio_model(tokenizer_dir: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(bio_model, tmp_path_factory) -> tuple[Path, dict]:
-    from tokclf.export import export_model
+    from tokclf.inference.export import export_model
 
     out = tmp_path_factory.mktemp("export") / "onnx"
     return out, export_model(bio_model, out, quantize="int8")

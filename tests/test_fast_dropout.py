@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tokclf import fast_dropout
+from tokclf.training import fast_dropout
 
 
 def test_uniform16_is_uniform_and_seeded():

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokclf.alignment import IGNORE, build_continuation_map
-from tokclf.features import merge_word_predictions, merge_word_probabilities, tokenize_split
+from tokclf.text.alignment import IGNORE, build_continuation_map
+from tokclf.text.features import merge_word_predictions, merge_word_probabilities, tokenize_split
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG"]
 MAX_LEN = 12  # 10 pieces + [CLS] [SEP]
@@ -224,7 +224,7 @@ def test_byte_level_tokenizer_without_token_type_ids(dataset, tmp_path: Path) ->
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import RobertaTokenizerFast
 
-    from tokclf.tokenizer import load_tokenizer
+    from tokclf.text.tokenizer import load_tokenizer
 
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -90,11 +90,11 @@ def test_training_flow_end_to_end(harness, project):
     import torch
 
     from flows.training import training_flow
-    from tokclf import stages
+    from tokclf.pipeline import stages
 
     failed_in_train = not torch.cuda.is_available()
     if failed_in_train:  # fp16 fails in the train stage on a CPU, after ingest/validate/tokenize ran
-        from tokclf.errors import EnvironmentProblem
+        from tokclf.core.errors import EnvironmentProblem
 
         params = stages.load_params(project / "params.yaml").model_copy(update={"mixed_precision": "fp16"})
         with pytest.raises(EnvironmentProblem):
@@ -119,7 +119,7 @@ def test_training_flow_end_to_end(harness, project):
 def test_deleted_outputs_are_rebuilt_not_taken_from_cache(harness, project):
     from flows.training import prepare_data, resolve_run
     from tasks import results_storage
-    from tokclf import stages
+    from tokclf.pipeline import stages
 
     from prefect import flow
 

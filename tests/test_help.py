@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from tokclf.cli import build_parser
-from tokclf.params import TokenClassificationParams
+from tokclf.cli.main import build_parser
+from tokclf.core.params import TokenClassificationParams
 
 
 def _commands() -> list[list[str]]:

@@ -10,7 +10,7 @@ import pytest
 from tokclf.data.ingest import load_from_params, load_labelled_data, split_name_for
 from tokclf.data.labels import order_labels, parse_label_names
 from tokclf.data.types import DOCUMENT, LINE, TAGS, TOKENS
-from tokclf.errors import DataError
+from tokclf.core.errors import DataError
 
 from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path)
 
@@ -335,7 +335,7 @@ def test_label_order_and_parsing():
 
 
 def test_load_from_params_passes_every_field():
-    from tokclf.params import TokenClassificationParams
+    from tokclf.core.params import TokenClassificationParams
 
     params = TokenClassificationParams(
         data_path=f("conll_splits"), project_name="p", valid_split="dev", test_split=None,

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import shared_data
 from tokclf import TokenClassificationParams, evaluate, train
-from tokclf.cli import main as cli_main
+from tokclf.cli.main import main as cli_main
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tokclf.trainer import _make_trainer_class, mean_tokens_per_step
+from tokclf.training.run import _make_trainer_class, mean_tokens_per_step
 
 
 def test_mean_tokens_per_step_counts_labelled_tokens_only():

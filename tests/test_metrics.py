@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from tokclf.metrics import compute_metrics, is_bio
+from tokclf.evaluation.metrics import compute_metrics, is_bio
 
 NER = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 

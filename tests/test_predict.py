@@ -10,9 +10,9 @@ import unicodedata
 
 import pytest
 
-from tokclf.cli import main as cli_main
-from tokclf.predict import PredictionInput, Predictor, predict, read_inputs, score_records, tag_spans
-from tokclf.textsplit import split_words
+from tokclf.cli.main import main as cli_main
+from tokclf.inference.predictor import PredictionInput, Predictor, predict, read_inputs, score_records, tag_spans
+from tokclf.text.words import split_words
 
 TRICKY = [
     "John  Smith   works at\tGoogle\n in   Paris .",           # runs of spaces, tab, newline
@@ -78,14 +78,14 @@ def test_stray_inside_tag_starts_an_entity():
     # After O, or after another type, I-X begins a new X entity (conlleval / seqeval default).
     assert tag_spans(["O", "I-PER", "I-PER", "O"]) == [("PER", 1, 3)]
     assert tag_spans(["B-ORG", "I-PER", "B-PER", "I-PER"]) == [("ORG", 0, 1), ("PER", 1, 2), ("PER", 2, 4)]
-    # BILOU is read as IOBES, as tokclf.metrics does.
+    # BILOU is read as IOBES, as tokclf.evaluation.metrics does.
     assert tag_spans(["U-LOC", "B-PER", "L-PER"]) == [("LOC", 0, 1), ("PER", 1, 3)]
 
 
 def test_predicted_entities_score_like_evaluation():
-    """Entities from tag_spans are the ones tokclf.metrics counts: scoring the predicted tags
+    """Entities from tag_spans are the ones tokclf.evaluation.metrics counts: scoring the predicted tags
     against gold built from the same spans gives F1 = 1, and one changed span is counted."""
-    from tokclf.metrics import compute_metrics
+    from tokclf.evaluation.metrics import compute_metrics
 
     names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     pred = [["O", "I-PER", "I-PER", "B-LOC", "I-PER"]]
@@ -140,7 +140,7 @@ def test_text_longer_than_the_window(predictor, ner_model):
     gets a tag, and tags are those of tokclf's own windowed word prediction."""
     import datasets
 
-    from tokclf.evaluation import load_trained, predict_words
+    from tokclf.evaluation.scoring import load_trained, predict_words
 
     sentence = "John  Smith works at Google, in Paris ; Zoë Saltana visited Montréal . "
     text = sentence * 12
@@ -191,7 +191,7 @@ def test_predict_function_and_inputs(ner_model):
         predict(ner_model, [3], mixed_precision=None)
     import tokclf
 
-    assert tokclf.predict(ner_model, "Anna Lee .", mixed_precision=None)[0].words == ["Anna", "Lee", "."]
+    assert tokclf.inference.predictor(ner_model, "Anna Lee .", mixed_precision=None)[0].words == ["Anna", "Lee", "."]
 
 
 def test_bf16_runs(ner_model):
@@ -242,7 +242,7 @@ def test_cli_conll_output_scores_like_evaluate(ner_model, ner_jsonl_dir, tmp_pat
     # Re-reading the file (word, gold, pred) and scoring the last column gives the same numbers.
     again = read_inputs(out, conll_tag_column=-1)
     gold = read_inputs(out, conll_tag_column=1)
-    from tokclf.predict import PredictionRecord
+    from tokclf.inference.predictor import PredictionRecord
 
     records = [PredictionRecord(text="", words=p.words, spans=[], tags=p.gold, scores=[], entities=[], gold=g.gold)
                for p, g in zip(again, gold)]

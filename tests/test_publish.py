@@ -50,7 +50,7 @@ print("RESULT " + json.dumps(result.publish))
 TRANSIENT_SCRIPT = r"""
 import json, logging, os, sys
 logging.basicConfig(level=logging.INFO)
-from tokclf.publish import HubTransientError, is_retryable, publish
+from tokclf.publishing.hub import HubTransientError, is_retryable, publish
 
 model, repo, closed = sys.argv[1:4]
 token = os.environ["HF_TOKEN"]
@@ -166,7 +166,7 @@ def test_flow_run_publishes_byte_for_byte(first_push, hub):
     assert hub.count("GET", r"^/api/whoami-v2$", user="alice") == 1
     assert hub.count("GET", rf"/tree/{repo.head.oid}$", user="alice") == 1
     # the pushed card is valid Hub metadata and its model-index equals metrics.json
-    from tokclf.card import card_metadata
+    from tokclf.publishing.card import card_metadata
 
     meta = card_metadata(remote["README.md"].decode())
     metrics = json.loads(remote["metrics.json"])
@@ -191,7 +191,7 @@ def test_worse_model_is_gated(first_push, worse_copy, hub, work):
 
 
 def test_tolerance_lets_a_slightly_worse_model_through(worse_copy):
-    from tokclf.publish import gate
+    from tokclf.publishing.hub import gate
 
     assert gate(0.70, 0.72, tolerance=0.05).publish
     assert not gate(0.70, 0.72, tolerance=0.01).publish
@@ -264,8 +264,8 @@ def test_5xx_and_connection_errors_are_transient(worse_copy, hub, work):
 
 def test_offline_mode_and_missing_token_fail_before_training(monkeypatch, tmp_path):
     """In this process huggingface_hub runs offline (conftest): check_publish_ready says so clearly."""
-    from tokclf.params import TokenClassificationParams
-    from tokclf.publish import HubAuthError, HubError, check_publish_ready, resolve_token
+    from tokclf.core.params import TokenClassificationParams
+    from tokclf.publishing.hub import HubAuthError, HubError, check_publish_ready, resolve_token
 
     params = TokenClassificationParams(data_path="d", project_name=str(tmp_path / "m"), push_to_hub=True,
                                        username="alice", token=DUMMY)
@@ -274,7 +274,7 @@ def test_offline_mode_and_missing_token_fail_before_training(monkeypatch, tmp_pa
     assert "offline mode" in str(exc.value) and "HF_HUB_OFFLINE=0" in str(exc.value)
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     assert resolve_token(None) == "hf_from_env" and resolve_token("hf_explicit") == "hf_explicit"
-    from tokclf.publish import _require_token
+    from tokclf.publishing.hub import _require_token
 
     with pytest.raises(HubAuthError) as exc:
         _require_token(None)
@@ -282,7 +282,7 @@ def test_offline_mode_and_missing_token_fail_before_training(monkeypatch, tmp_pa
 
 
 def test_refuses_a_folder_holding_the_token(worse_copy, tmp_path):
-    from tokclf.publish import HubError, scan_for_token
+    from tokclf.publishing.hub import HubError, scan_for_token
 
     planted = "hf_TOKCLFplanted" + "Leak9Qw8Er7Ty6"  # not one of TOKENS: the final grep must not see it
     leaky = tmp_path / "leaky"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tokclf.errors import TokclfError
-from tokclf.resolve import resolve_data_path, resolve_model_path
-from tokclf.staging import staged_dir, write_json
+from tokclf.core.errors import TokclfError
+from tokclf.core.resources import resolve_data_path, resolve_model_path
+from tokclf.core.fileio import staged_dir, write_json
 
 
 def test_packaged_model_id_resolves_to_package(minilm_path):
@@ -76,7 +76,7 @@ def test_refuses_to_overwrite_foreign_folder(tmp_path):
 def test_portable_source_names_files_as_the_user_did(tmp_path, monkeypatch):
     """training_params.json is published: no absolute paths of the training machine in it."""
     import tokclf
-    from tokclf.outputs import portable_source
+    from tokclf.publishing.folder import portable_source
 
     folder = tmp_path / "corpus"
     folder.mkdir()
@@ -84,10 +84,10 @@ def test_portable_source_names_files_as_the_user_did(tmp_path, monkeypatch):
     assert portable_source(str(folder / "train.txt"), str(folder)) == f"{folder}/train.txt"
     monkeypatch.chdir(tmp_path)  # a relative data_path stays relative
     assert portable_source(str(folder / "train.txt"), "corpus/") == "corpus/train.txt"
-    inside = Path(tokclf.__file__).parent / "params.py"
-    assert portable_source(str(inside), "package://tokclf") == "package://tokclf/params.py"
-    assert portable_source(str(inside), "package://tokclf/params.py") == "package://tokclf/params.py"
-    assert portable_source(f"{inside},{inside}", "package://tokclf") == "package://tokclf/params.py,package://tokclf/params.py"
+    inside = Path(tokclf.__file__).parent / "core/params.py"
+    assert portable_source(str(inside), "package://tokclf") == "package://tokclf/core/params.py"
+    assert portable_source(str(inside), "package://tokclf/core/params.py") == "package://tokclf/core/params.py"
+    assert portable_source(f"{inside},{inside}", "package://tokclf") == "package://tokclf/core/params.py,package://tokclf/core/params.py"
     assert portable_source("hub:conll2003/train", "conll2003") == "hub:conll2003/train"
     assert portable_source(str(tmp_path / "elsewhere.csv"), str(folder)) == str(tmp_path / "elsewhere.csv")
     assert portable_source(str(inside), "package://not_installed_pkg") == str(inside)

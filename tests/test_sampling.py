@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from tokclf.sampling import ShuffledLengthGroupedSampler, length_grouped_batches
+from tokclf.training.sampling import ShuffledLengthGroupedSampler, length_grouped_batches
 
 
 def _lengths(n: int = 1000, seed: int = 0) -> list[int]:
@@ -67,7 +67,8 @@ def test_tiny_and_empty_inputs():
 def test_training_draws_its_batches_from_the_shuffled_sampler(tiny_model_dir, ner_jsonl_dir, tmp_path, monkeypatch):
     """`tokclf train` on one process uses this sampler (not transformers' walk down the lengths),
     and every training feature is seen once per epoch."""
-    from tokclf import TokenClassificationParams, sampling, train
+    from tokclf import TokenClassificationParams, train
+    from tokclf.training import sampling
 
     seen: list[list[int]] = []
     original = sampling.length_grouped_batches

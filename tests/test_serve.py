@@ -17,7 +17,7 @@ LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 @pytest.fixture(scope="module")
 def predictor(tokenizer_dir: Path, tmp_path_factory):
-    from tokclf.predict import Predictor
+    from tokclf.inference.predictor import Predictor
 
     out = save_tiny_bert(tokenizer_dir, tmp_path_factory.mktemp("serve-model"), seed=5, labels=LABELS)
     return Predictor(out, mixed_precision=None)
@@ -25,7 +25,7 @@ def predictor(tokenizer_dir: Path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(predictor):
-    from tokclf.serve import ServerThread, ServeSettings, create_app
+    from tokclf.inference.serve import ServerThread, ServeSettings, create_app
 
     settings = ServeSettings(max_body_bytes=4096, max_texts=8, max_text_chars=500, batch_wait_ms=50)
     app = create_app(predictor, settings)

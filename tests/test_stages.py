@@ -1,4 +1,4 @@
-"""Pipeline stages (tokclf.stages) through the Prefect tasks' `.fn()` and the `tokclf stage` CLI, on
+"""Pipeline stages (tokclf.pipeline.stages) through the Prefect tasks' `.fn()` and the `tokclf stage` CLI, on
 the tiny random BERT: outputs, content-based cache keys, hard validation errors, retrain decisions."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tokclf import stages  # noqa: E402
-from tokclf.errors import TokclfError, ValidationFailed  # noqa: E402
-from tokclf.params import TokenClassificationParams  # noqa: E402
+from tokclf.pipeline import stages  # noqa: E402
+from tokclf.core.errors import TokclfError, ValidationFailed  # noqa: E402
+from tokclf.core.params import TokenClassificationParams  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -199,7 +199,7 @@ def test_stage_cli_and_replacing_outputs(run, tmp_path, capsys):
     """`tokclf stage ingest` with params.yaml sections; a folder not written by a stage is never replaced."""
     import yaml
 
-    from tokclf.cli import main as cli_main
+    from tokclf.cli.main import main as cli_main
 
     params, paths, _ = run
     config = tmp_path / "params.yaml"
@@ -240,7 +240,7 @@ def test_pipeline_paths_match_dvc_yaml():
     assert paths_of(spec["publish"]["outs"]) == {stages.PUBLISH}
     for name, stage in spec.items():
         assert stage["cmd"].startswith(f"tokclf stage {name} "), name
-        assert "tokclf/stages.py" in stage["deps"], name
+        assert {"tokclf/core", "tokclf/pipeline"} <= set(stage["deps"]), name
     # each stage's params exist in params.yaml
     repo_params = yaml.safe_load((REPO / "params.yaml").read_text())
     for name, stage in spec.items():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tokclf.errors import EnvironmentProblem
-from tokclf.tokenizer import load_tokenizer, needs_prefix_space
+from tokclf.core.errors import EnvironmentProblem
+from tokclf.text.tokenizer import load_tokenizer, needs_prefix_space
 
 CORPUS = ["hello world the quick brown fox jumps over the lazy dog", "world peace and a brown world"] * 40
 

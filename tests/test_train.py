@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tokclf import TokenClassificationParams, train
-from tokclf.cli import main as cli_main
-from tokclf.errors import EnvironmentProblem, ValidationFailed
+from tokclf.cli.main import main as cli_main
+from tokclf.core.errors import EnvironmentProblem, ValidationFailed
 
 
 def tiny_params(tiny_model_dir: Path, data: Path, out: Path, **kw) -> TokenClassificationParams:
@@ -86,7 +86,7 @@ def test_fp16_without_gpu_is_clear_and_writes_nothing(tiny_model_dir, ner_jsonl_
 
 
 def test_push_to_hub_offline_refused_before_training(tiny_model_dir, ner_jsonl_dir, tmp_path, monkeypatch):
-    from tokclf.publish import HubError
+    from tokclf.publishing.hub import HubError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubError) as exc:
@@ -180,7 +180,7 @@ def test_wandb_logs_offline_to_output(tiny_model_dir, ner_jsonl_dir, tmp_path, m
 
 
 def test_training_arguments_mapping(tmp_path):
-    from tokclf.trainer import training_arguments
+    from tokclf.training.run import training_arguments
 
     p = TokenClassificationParams(data_path="d", project_name="p", optimizer="adamw_hf", warmup_ratio=0.25,
                                   gradient_accumulation=3, scheduler="polynomial", valid_split="v")

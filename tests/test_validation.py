@@ -10,8 +10,8 @@ import pytest
 
 from tokclf.data.ingest import load_labelled_data
 from tokclf.data.types import TAGS
-from tokclf.errors import ValidationFailed
-from tokclf.validation import MAX_PER_KIND, ValidationReport, looks_bio, stray_inside, validate_data
+from tokclf.core.errors import ValidationFailed
+from tokclf.data.validation import MAX_PER_KIND, ValidationReport, looks_bio, stray_inside, validate_data
 
 from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path)
 

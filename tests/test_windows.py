@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tokclf.windows import plan_windows
+from tokclf.text.windows import plan_windows
 
 
 def _check(pieces: list[int], budget: int, stride: int) -> list[tuple[int, int]]:

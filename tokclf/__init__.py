@@ -22,22 +22,22 @@ __all__ = [
 ]
 
 _LAZY = {
-    "TokenClassificationParams": ("tokclf.params", "TokenClassificationParams"),
-    "train": ("tokclf.trainer", "train"),
+    "TokenClassificationParams": ("tokclf.core.params", "TokenClassificationParams"),
+    "train": ("tokclf.training.run", "train"),
     "evaluate": ("tokclf.api", "evaluate"),
     "validate": ("tokclf.api", "validate"),
     "load_labelled_data": ("tokclf.data.ingest", "load_labelled_data"),
-    "predict": ("tokclf.predict", "predict"),
-    "TokclfError": ("tokclf.errors", "TokclfError"),
+    "predict": ("tokclf.inference.predictor", "predict"),
+    "TokclfError": ("tokclf.core.errors", "TokclfError"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokclf.api import evaluate, validate
     from tokclf.data.ingest import load_labelled_data
-    from tokclf.errors import TokclfError
-    from tokclf.params import TokenClassificationParams
-    from tokclf.predict import predict
-    from tokclf.trainer import train
+    from tokclf.core.errors import TokclfError
+    from tokclf.core.params import TokenClassificationParams
+    from tokclf.inference.predictor import predict
+    from tokclf.training.run import train
 
 
 def __getattr__(name: str) -> Any:

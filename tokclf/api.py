@@ -26,15 +26,15 @@ def validate(
     With `model`, its tokenizer also counts the sentences longer than `max_seq_length`.
     """
     from tokclf.data.ingest import load_labelled_data
-    from tokclf.validation import validate_data
+    from tokclf.data.validation import validate_data
 
     data = load_labelled_data(
         data_path, train_split=train_split, valid_split=valid_split, test_split=test_split, **data_kwargs
     )
     tokenizer = None
     if model is not None:
-        from tokclf.resolve import resolve_model_path
-        from tokclf.tokenizer import load_tokenizer
+        from tokclf.core.resources import resolve_model_path
+        from tokclf.text.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(resolve_model_path(model))
     _, report = validate_data(
@@ -68,10 +68,10 @@ def evaluate(
     """
     from tokclf.data.ingest import load_labelled_data
     from tokclf.data.types import TAGS
-    from tokclf.evaluation import load_trained, predict_words
-    from tokclf.hardware import check_precision
-    from tokclf.metrics import compute_metrics
-    from tokclf.staging import write_json
+    from tokclf.evaluation.scoring import load_trained, predict_words
+    from tokclf.core.hardware import check_precision
+    from tokclf.evaluation.metrics import compute_metrics
+    from tokclf.core.fileio import write_json
 
     check_precision(mixed_precision)
     model, tokenizer, label_names, saved = load_trained(model_dir)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tokclf.data.labels import RawSplit
 from tokclf.data.tabular import read_text
-from tokclf.errors import DataError
+from tokclf.core.errors import DataError
 
 DOCSTART = "-DOCSTART-"
 CONLLU_COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")

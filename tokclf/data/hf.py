@@ -11,7 +11,7 @@ from typing import Any
 
 from tokclf.data.labels import RawSplit
 from tokclf.data.tabular import check_record, missing_column
-from tokclf.errors import DataError
+from tokclf.core.errors import DataError
 
 # Files `save_to_disk` writes: a DatasetDict has dataset_dict.json, a Dataset has the other two.
 SAVED_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")

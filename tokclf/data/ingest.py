@@ -26,8 +26,8 @@ from typing import Any
 from tokclf.data import conll, hf, tabular
 from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
 from tokclf.data.types import DOCUMENT, LINE, TAGS, TOKENS, LabelledData
-from tokclf.errors import DataError
-from tokclf.resolve import resolve_data_path
+from tokclf.core.errors import DataError
+from tokclf.core.resources import resolve_data_path
 
 CONLL_EXTENSIONS = frozenset({".txt", ".conll", ".iob", ".iob2", ".bio", ".tsv"})
 TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokclf.errors import DataError
+from tokclf.core.errors import DataError
 
 OUTSIDE = "O"
 

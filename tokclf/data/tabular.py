@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.data.labels import RawSplit
-from tokclf.errors import DataError
+from tokclf.core.errors import DataError
 
 LIST_FIX = "write each cell as a list literal, e.g. \"['John', 'Smith']\" and \"[1, 0]\" (or \"['B-PER', 'O']\")."
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tokclf.errors import TokclfError
+from tokclf.core.errors import TokclfError
 
 # A folder holding this file was written by tokclf and may be replaced by a new run.
 MARKER = "training_params.json"

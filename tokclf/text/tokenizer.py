@@ -20,7 +20,7 @@ import json
 import logging
 from typing import Any
 
-from tokclf.errors import EnvironmentProblem
+from tokclf.core.errors import EnvironmentProblem
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def load_tokenizer(name_or_path: str) -> Any:
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from tokclf.resolve import resolve_model_path
+    from tokclf.core.resources import resolve_model_path
 
     path = resolve_model_path(name_or_path)
     try:

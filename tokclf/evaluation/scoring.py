@@ -29,8 +29,8 @@ def predict_words(
     features: Any = None,
 ) -> list[list[int]]:
     """One predicted label id per word of every sentence."""
-    from tokclf.features import merge_word_predictions, tokenize_split
-    from tokclf.inference import predict_token_ids
+    from tokclf.text.features import merge_word_predictions, tokenize_split
+    from tokclf.inference.forward import predict_token_ids
 
     if features is None:
         features = tokenize_split(
@@ -51,7 +51,7 @@ def score_sentences(
     label_names: list[str] | None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    from tokclf.metrics import compute_metrics
+    from tokclf.evaluation.metrics import compute_metrics
 
     pred = predict_words(model, tokenizer, sentences, **kwargs)
     return compute_metrics(sentences[TAGS], pred, label_names)
@@ -72,10 +72,10 @@ def load_trained(model_dir: str | Path) -> tuple[Any, Any, list[str] | None, dic
     """Model, tokenizer, label names and the run's saved params (if any) from a tokclf output."""
     from transformers import AutoModelForTokenClassification
 
-    from tokclf.errors import TokclfError
-    from tokclf.hardware import device
-    from tokclf.resolve import resolve_model_path
-    from tokclf.tokenizer import load_tokenizer
+    from tokclf.core.errors import TokclfError
+    from tokclf.core.hardware import device
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.text.tokenizer import load_tokenizer
 
     path = resolve_model_path(str(model_dir))
     try:

@@ -27,7 +27,7 @@ def predict_token_ids(
     the features' own order (positions past a feature's length hold -1)."""
     import torch
 
-    from tokclf.hardware import autocast_dtype
+    from tokclf.core.hardware import autocast_dtype
 
     n = len(features)
     if n == 0:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.data.types import LabelledData
-from tokclf.errors import TokclfError
-from tokclf.params import TokenClassificationParams
+from tokclf.core.errors import TokclfError
+from tokclf.core.params import TokenClassificationParams
 
 log = logging.getLogger("tokclf")
 
@@ -45,12 +45,12 @@ class TrainResult:
 
 def check_runnable(params: TokenClassificationParams) -> None:
     """Everything that can be refused before touching data or models."""
-    from tokclf.hardware import check_precision
+    from tokclf.core.hardware import check_precision
 
     if params.push_to_hub:
         # Repo id, token, offline mode and (against the Hub) the token's rights: refused before
         # hours of training rather than after.
-        from tokclf.publish import check_publish_ready
+        from tokclf.publishing.hub import check_publish_ready
 
         check_publish_ready(params)
     check_precision(params.mixed_precision)
@@ -73,7 +73,7 @@ def auto_logging_steps(num_train_features: int, params: TokenClassificationParam
 def training_arguments(params: TokenClassificationParams, output_dir: Path, *, num_train_features: int, has_eval: bool) -> Any:
     from transformers import TrainingArguments
 
-    from tokclf.hardware import has_cuda
+    from tokclf.core.hardware import has_cuda
 
     logging_steps = params.logging_steps if params.logging_steps > 0 else auto_logging_steps(num_train_features, params)
     eval_strategy = params.eval_strategy if has_eval else "no"
@@ -125,7 +125,7 @@ class _DropExtraColumns:
     def __init__(self, tokenizer: Any) -> None:
         from transformers import DataCollatorForTokenClassification
 
-        from tokclf.hardware import has_cuda
+        from tokclf.core.hardware import has_cuda
 
         # Multiples of 8 suit GPU tensor cores; on a CPU the extra padding is only extra work
         # (1.06x faster steps without it, bench/step_variants.py).
@@ -144,7 +144,7 @@ def mean_tokens_per_step(labels: Any, step_size: int) -> float:
 
 
 def tokclf_batching(args: Any) -> bool:
-    """Batches grouped by length on one process: tokclf's own batch order (tokclf.sampling) and
+    """Batches grouped by length on one process: tokclf's own batch order (tokclf.training.sampling) and
     per-token loss apply. Under DDP transformers' distributed length-grouped sampler and its
     loss run unchanged."""
     return args.train_sampling_strategy == "group_by_length" and args.world_size <= 1
@@ -161,12 +161,12 @@ def _make_trainer_class():
         sparse_embeddings: bool = False
 
         def _get_train_sampler(self, train_dataset=None):
-            # Length-grouped batches in shuffled order (tokclf.sampling) on one process; under
+            # Length-grouped batches in shuffled order (tokclf.training.sampling) on one process; under
             # DDP transformers' distributed length-grouped sampler shards the data.
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             if (tokclf_batching(self.args) and dataset is not None
                     and self.args.length_column_name in getattr(dataset, "column_names", ())):
-                from tokclf.sampling import ShuffledLengthGroupedSampler
+                from tokclf.training.sampling import ShuffledLengthGroupedSampler
 
                 batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
                 return ShuffledLengthGroupedSampler(dataset[self.args.length_column_name], batch)
@@ -196,14 +196,14 @@ def _make_trainer_class():
         # torch's clip_grad_norm_ has no norm kernel for sparse gradients (lazy embedding updates).
         def _clip_grad_norm(self, model):
             if self.sparse_embeddings:
-                from tokclf.sparse_embeddings import clip_grad_norm
+                from tokclf.training.sparse_embeddings import clip_grad_norm
 
                 return clip_grad_norm(model.parameters(), self.args.max_grad_norm)
             return super()._clip_grad_norm(model)
 
         def _get_grad_norm(self, model, grad_norm=None):
             if self.sparse_embeddings and grad_norm is None:
-                from tokclf.sparse_embeddings import total_grad_norm
+                from tokclf.training.sparse_embeddings import total_grad_norm
 
                 return total_grad_norm(model.parameters())
             return super()._get_grad_norm(model, grad_norm)
@@ -222,7 +222,7 @@ def _make_trainer_class():
 
 
 def flat_scalars_eval(metrics: dict[str, Any]) -> dict[str, float]:
-    from tokclf.evaluation import flat_scalars
+    from tokclf.evaluation.scoring import flat_scalars
 
     return flat_scalars(metrics, "eval")
 
@@ -260,7 +260,7 @@ def _tracker_env(params: TokenClassificationParams, out: Path) -> Iterator[None]
 def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tuple[LabelledData, Any]:
     """Read and validate; raises ValidationFailed (nothing written) on hard errors."""
     from tokclf.data.ingest import load_from_params
-    from tokclf.validation import validate_data
+    from tokclf.data.validation import validate_data
 
     data = load_from_params(params)
     valid_split = params.valid_split
@@ -294,7 +294,7 @@ class FitResult:
 
 def use_lazy_embedding_updates(params: TokenClassificationParams) -> bool:
     """Row-sparse embedding updates: asked for, CPU, one process, AdamW, embeddings trained."""
-    from tokclf.hardware import distributed_rank, has_cuda
+    from tokclf.core.hardware import distributed_rank, has_cuda
 
     # Sparse gradients are not reduced by DDP's default bucketing and not handled by GradScaler.
     single = distributed_rank()[1] == 1
@@ -303,7 +303,7 @@ def use_lazy_embedding_updates(params: TokenClassificationParams) -> bool:
 
 
 def _enable_sparse_embeddings(model: Any) -> bool:
-    from tokclf import sparse_embeddings
+    from tokclf.training import sparse_embeddings
 
     enabled = sparse_embeddings.enable(model)
     if enabled:
@@ -312,7 +312,7 @@ def _enable_sparse_embeddings(model: Any) -> bool:
 
 
 def eval_kwargs_for(params: TokenClassificationParams) -> dict[str, Any]:
-    """Keyword arguments of `tokclf.evaluation.score_sentences` for a run's parameters."""
+    """Keyword arguments of `tokclf.evaluation.scoring.score_sentences` for a run's parameters."""
     return dict(
         max_seq_length=params.max_seq_length, stride=params.stride,
         batch_size=max(params.batch_size, 32), mixed_precision=params.mixed_precision,
@@ -331,17 +331,17 @@ def fit(
     valid_features: Any,
     out: Path,
 ) -> FitResult:
-    """Fine-tune the base model on tokenized features (`tokclf.features.tokenize_split`).
+    """Fine-tune the base model on tokenized features (`tokclf.text.features.tokenize_split`).
 
-    Shared by `train` and the pipeline's train stage (`tokclf.stages.train`). Checkpoints go to
+    Shared by `train` and the pipeline's train stage (`tokclf.pipeline.stages.train`). Checkpoints go to
     `out/checkpoints` (removed by `save_run`); evaluation during training scores `valid_name` on
     words (early stopping and the best checkpoint use its entity F1). Call inside `_tracker_env`.
     """
     import torch
     from transformers import AutoModelForTokenClassification, EarlyStoppingCallback, set_seed
 
-    from tokclf.evaluation import score_sentences
-    from tokclf.hardware import has_cuda
+    from tokclf.evaluation.scoring import score_sentences
+    from tokclf.core.hardware import has_cuda
 
     label_names = data.label_names
     num_labels = data.num_labels
@@ -360,10 +360,10 @@ def fit(
     sparse_embeddings = use_lazy_embedding_updates(params) and _enable_sparse_embeddings(model)
     dropout_state = None
     if params.fast_dropout and not has_cuda():
-        from tokclf import fast_dropout
+        from tokclf.training import fast_dropout
 
         dropout_state = fast_dropout.enable(model)
-        log.info("CPU dropout through tokclf.fast_dropout (%s)", dropout_state)
+        log.info("CPU dropout through tokclf.training.fast_dropout (%s)", dropout_state)
     eval_kwargs = eval_kwargs_for(params)
     checkpoints = out / "checkpoints"
     args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
@@ -374,7 +374,7 @@ def fit(
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
     optimizer_cls_and_kwargs = None
     if sparse_embeddings:
-        from tokclf.sparse_embeddings import RowSparseAdamW
+        from tokclf.training.sparse_embeddings import RowSparseAdamW
 
         optimizer_cls_and_kwargs = (RowSparseAdamW, trainer_cls.get_optimizer_cls_and_kwargs(args)[1])
     trainer = trainer_cls(
@@ -406,11 +406,11 @@ def fit(
     # CPU seconds of this process (all threads): steadier than wall-clock on a shared machine.
     train_cpu_seconds = time.process_time() - cpu_started
     if sparse_embeddings:
-        from tokclf import sparse_embeddings as sparse
+        from tokclf.training import sparse_embeddings as sparse
 
         sparse.disable(trainer.model)
     if dropout_state is not None:
-        from tokclf import fast_dropout
+        from tokclf.training import fast_dropout
 
         # The saved and published model runs stock transformers code only.
         fast_dropout.disable(trainer.model, dropout_state)
@@ -441,8 +441,8 @@ def save_run(
     metrics: dict[str, Any],
     model_path: str,
 ) -> None:
-    """Model, tokenizer and the run's files (tokclf.outputs) into the staging folder `out`."""
-    from tokclf.outputs import write_outputs
+    """Model, tokenizer and the run's files (tokclf.publishing.folder) into the staging folder `out`."""
+    from tokclf.publishing.folder import write_outputs
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     fitted.trainer.save_model(str(out))
@@ -455,11 +455,11 @@ def save_run(
 
 def train(params: TokenClassificationParams) -> TrainResult:
     """Train, evaluate and save a model as `params` describe; returns metrics and output folder."""
-    from tokclf.evaluation import score_sentences
-    from tokclf.features import tokenize_split
-    from tokclf.resolve import resolve_model_path
-    from tokclf.staging import check_target, staged_dir
-    from tokclf.tokenizer import load_tokenizer
+    from tokclf.evaluation.scoring import score_sentences
+    from tokclf.text.features import tokenize_split
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.core.fileio import check_target, staged_dir
+    from tokclf.text.tokenizer import load_tokenizer
 
     check_runnable(params)
     check_target(Path(params.project_name).expanduser().resolve())
@@ -506,7 +506,7 @@ def train(params: TokenClassificationParams) -> TrainResult:
     published = None
     if params.push_to_hub:
         # After the model is in place: a failed push raises, and the local model stays intact.
-        from tokclf.publish import publish_from_params
+        from tokclf.publishing.hub import publish_from_params
 
         published = publish_from_params(output_dir, params).to_dict()
     return TrainResult(output_dir=output_dir, metrics=metrics, validation_report=report.to_dict(), publish=published)

@@ -1,6 +1,6 @@
 """`tokclf publish`: push an existing model folder (a finished `tokclf train` run) to the Hub,
 behind the same quality gate as `push_to_hub` in a training run. Registered through
-tokclf.cli.EXTENSIONS; heavy imports stay inside the command."""
+tokclf.cli.main.EXTENSIONS; heavy imports stay inside the command."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from tokclf.errors import TokclfError
-    from tokclf.params import hub_repo_id_problem
-    from tokclf.publish import publish, read_json, resolve_token
+    from tokclf.core.errors import TokclfError
+    from tokclf.core.params import hub_repo_id_problem
+    from tokclf.publishing.hub import publish, read_json, resolve_token
 
     model_dir = Path(args.model).expanduser()
     saved = read_json(model_dir / "training_params.json")

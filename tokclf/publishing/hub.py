@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokclf.errors import TokclfError
+from tokclf.core.errors import TokclfError
 
 log = logging.getLogger("tokclf")
 
@@ -166,7 +166,7 @@ def _require_token(token: str | None) -> str:
 # --- repo id and environment --------------------------------------------------------------------------
 def hub_repo_id(params: Any) -> str:
     """`username/<last part of project_name>` (the spec's push target)."""
-    from tokclf.params import hub_repo_id_problem
+    from tokclf.core.params import hub_repo_id_problem
 
     if not params.username:
         raise HubError("push_to_hub needs username (the Hub user or organisation to push to)", where="username",
@@ -366,7 +366,7 @@ class Champion:
 
 
 def _f1_from_card(readme: str) -> float | None:
-    from tokclf.card import card_metadata
+    from tokclf.publishing.card import card_metadata
 
     meta = card_metadata(readme)
     candidates: list[tuple[int, float]] = []

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.data.types import LINE, TAGS, TOKENS, LabelledData
-from tokclf.errors import ValidationFailed
+from tokclf.core.errors import ValidationFailed
 
 # Problems of one kind in one split kept individually; the rest are counted in a summary line,
 # so a file with a systematic defect gives a readable report, not 100k lines.

@@ -16,7 +16,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from tokclf.errors import TokclfError
+from tokclf.core.errors import TokclfError
 
 PACKAGE_SCHEME = "package://"
 

@@ -1,4 +1,4 @@
-"""`tokclf predict`, `tokclf export`, `tokclf serve` (registered through tokclf.cli.EXTENSIONS).
+"""`tokclf predict`, `tokclf export`, `tokclf serve` (registered through tokclf.cli.main.EXTENSIONS).
 
 Only argparse-level code at import: the commands import torch/transformers/onnx when they run.
 """
@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from tokclf.errors import TokclfError
+from tokclf.core.errors import TokclfError
 
 PRECISION_CHOICES = ["auto", "none", "fp32", "bf16", "fp16"]
 
@@ -30,8 +30,8 @@ def _quiet_loading(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tokclf.predict import Predictor, output_format_for, read_inputs, score_records, write_records
-    from tokclf.staging import write_json
+    from tokclf.inference.predictor import Predictor, output_format_for, read_inputs, score_records, write_records
+    from tokclf.core.fileio import write_json
 
     if args.input is not None and args.texts:
         raise TokclfError("give texts as arguments or --input, not both", fix="tokclf predict --model M --input FILE")
@@ -78,7 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tokclf.export import export_model
+    from tokclf.inference.export import export_model
 
     _quiet_loading(args)
     manifest = export_model(args.model, args.output, fmt=args.format, quantize=args.quantize, opset=args.opset)
@@ -87,7 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from tokclf.serve import ServeSettings, serve
+    from tokclf.inference.serve import ServeSettings, serve
 
     _quiet_loading(args)
     settings = ServeSettings(

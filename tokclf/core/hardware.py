@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from tokclf.errors import EnvironmentProblem
+from tokclf.core.errors import EnvironmentProblem
 
 log = logging.getLogger("tokclf")
 

@@ -15,7 +15,7 @@ The export folder holds:
                            max_seq_length/stride of the training run, opset, versions, and the
                            check of onnxruntime against PyTorch made at export time
 
-`tokclf predict --model EXPORT_DIR` (or `tokclf.predict.predict(EXPORT_DIR, ...)`) runs the
+`tokclf predict --model EXPORT_DIR` (or `tokclf.inference.predictor.predict(EXPORT_DIR, ...)`) runs the
 default file through onnxruntime with the same windows, merging and outputs as the PyTorch model;
 point --model at a .onnx file to choose one.
 
@@ -33,8 +33,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tokclf.errors import EnvironmentProblem, TokclfError
-from tokclf.staging import check_target, staged_dir
+from tokclf.core.errors import EnvironmentProblem, TokclfError
+from tokclf.core.fileio import check_target, staged_dir
 
 log = logging.getLogger("tokclf")
 
@@ -67,7 +67,7 @@ def export_model(
 
     import torch
 
-    from tokclf.evaluation import load_trained
+    from tokclf.evaluation.scoring import load_trained
 
     model, tokenizer, names, saved = load_trained(str(model_dir))
     model = model.to("cpu").eval()

@@ -2,12 +2,12 @@
 
 `tokenize_split` tokenizes a whole split with the Rust backend in large batches, without
 truncation, so most sentences are used exactly as tokenized; only sentences longer than
-`max_seq_length` are cut into overlapping windows of whole words (`tokclf.windows.plan_windows`)
+`max_seq_length` are cut into overlapping windows of whole words (`tokclf.text.windows.plan_windows`)
 and those windows are tokenized again. Nothing is padded: the collator pads per batch.
 
 Feature columns (one row per window; a sentence that fits is one window):
     input_ids, attention_mask, token_type_ids (only when the tokenizer uses them): model inputs.
-    labels: one per piece (`tokclf.alignment`), -100 on special tokens (and on non-first pieces
+    labels: one per piece (`tokclf.text.alignment`), -100 on special tokens (and on non-first pieces
         with strategy "first"); only with `with_labels=True`.
     example: index of the sentence in the split.
     word_ids: for every piece, the index of its word in the *sentence* (not in the window),
@@ -31,9 +31,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tokclf.alignment import align_labels_flat, build_continuation_map
+from tokclf.text.alignment import align_labels_flat, build_continuation_map
 from tokclf.data.types import TAGS, TOKENS
-from tokclf.windows import plan_windows
+from tokclf.text.windows import plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def tokenize_split(
 
     max_seq_length: pieces per row including special tokens; longer sentences are windowed.
     stride: overlap between windows, in pieces (`plan_windows`).
-    strategy: "first" or "all" (`tokclf.alignment.align_labels`).
+    strategy: "first" or "all" (`tokclf.text.alignment.align_labels`).
     label_names: used to map B-X -> I-X on continuation pieces with strategy "all".
     A word the tokenizer turns into no piece at all (e.g. "\\u200b" for BERT) is fed as the
     unknown token so every word has a first piece to carry its label and prediction.
@@ -234,7 +234,7 @@ def _fill_empty_words(words: list[str], word_ids: list[int | None], unk: str) ->
 
 
 def _progress(total: int, show: bool) -> Any:
-    from tokclf.progress import progress_bar
+    from tokclf.core.progress import progress_bar
 
     return progress_bar(total, show, desc="Tokenizing", unit=" sentences", leave=False)
 

@@ -203,13 +203,13 @@ class PredictRequest(BaseModel):
 
 
 def create_app(predictor: Any, settings: ServeSettings | None = None) -> Any:
-    """The ASGI app serving `predictor` (a `tokclf.predict.Predictor`)."""
+    """The ASGI app serving `predictor` (a `tokclf.inference.predictor.Predictor`)."""
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from tokclf.predict import PredictionInput
+    from tokclf.inference.predictor import PredictionInput
 
     settings = settings or ServeSettings()
     batcher = Batcher(predictor, settings)
@@ -346,7 +346,7 @@ def serve(
     """Load the model, then serve it until interrupted (Ctrl-C)."""
     import uvicorn
 
-    from tokclf.predict import DEFAULT_TOKEN_BUDGET, Predictor
+    from tokclf.inference.predictor import DEFAULT_TOKEN_BUDGET, Predictor
 
     predictor = Predictor(model, mixed_precision=mixed_precision, token_budget=token_budget or DEFAULT_TOKEN_BUDGET)
     predictor.predict(["warm up ."])

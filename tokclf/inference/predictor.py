@@ -1,6 +1,6 @@
 """Predict tags and entities with a trained model (PyTorch folder or ONNX export).
 
-    from tokclf.predict import predict
+    from tokclf.inference.predictor import predict
     records = predict("outputs/wnut16-minilm", ["Steve Jobs founded Apple in Cupertino ."])
     records[0].entities   # [{"type": "person", "text": "Steve Jobs", "start": 0, "end": 10, "score": 0.97, "words": [0, 2]}, ...]
 
@@ -10,17 +10,17 @@ gold tags), dicts with "text" or "tokens" (and "tags"), or a `datasets.Dataset` 
 columns.
 
 How a text becomes predictions:
-- Raw text is split into words by `tokclf.textsplit.split_words` (documented there), which keeps
+- Raw text is split into words by `tokclf.text.words.split_words` (documented there), which keeps
   each word's character offsets into the original string. Pre-split words are used as given;
   their `text` is the words joined by single spaces and offsets refer to that string.
-- Words are tokenized with `tokclf.features.tokenize_split`, so nothing is truncated: a text
+- Words are tokenized with `tokclf.text.features.tokenize_split`, so nothing is truncated: a text
   longer than the model window is covered by overlapping windows, and every word takes its
   prediction from the window where it sits farthest from an edge
-  (`tokclf.features.merge_word_predictions` / `merge_word_probabilities`).
+  (`tokclf.text.features.merge_word_predictions` / `merge_word_probabilities`).
 - The model runs over length-sorted batches filled up to a token budget (rows x padded length),
   without gradients, in bf16 where the CPU (AVX512-BF16/AMX) or GPU supports it.
 - Each word's tag is the label at its first subword; its score is that label's softmax
-  probability. Entities group words by the BIO/IOBES tags exactly as `tokclf.metrics` scores
+  probability. Entities group words by the BIO/IOBES tags exactly as `tokclf.evaluation.metrics` scores
   them (seqeval's default, conlleval-compatible mode): B-X starts an entity, I-X continues an
   X entity, and **a stray I-X (after O, or after a tag of another type) starts a new X
   entity** rather than being dropped. An entity's score is the mean of its words' scores.
@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from tokclf.errors import DataError, TokclfError
-from tokclf.textsplit import join_words, split_words
+from tokclf.core.errors import DataError, TokclfError
+from tokclf.text.words import join_words, split_words
 
 log = logging.getLogger("tokclf")
 
@@ -122,7 +122,7 @@ class PredictionRecord:
 
 
 # ------------------------------------------------------------------------------------------------
-# Tags -> entities (seqeval default mode, as tokclf.metrics scores)
+# Tags -> entities (seqeval default mode, as tokclf.evaluation.metrics scores)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -138,7 +138,7 @@ def tag_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     """Entities of one tag sequence as (type, first word, last word + 1).
 
     A line-for-line port of seqeval's `get_entities` (default, non-strict mode), which
-    `tokclf.metrics` scores with, so predicted entities are exactly the ones evaluation counts:
+    `tokclf.evaluation.metrics` scores with, so predicted entities are exactly the ones evaluation counts:
     B-X starts an entity; I-X continues an entity of type X and starts a new one otherwise (after
     O or another type: a stray I- is kept, not dropped); E-X ends one, S-X is a one-word entity.
     """
@@ -198,7 +198,7 @@ class TorchBackend:
     def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        from tokclf.hardware import autocast_dtype
+        from tokclf.core.hardware import autocast_dtype
 
         dtype = autocast_dtype(self.mixed_precision)
         inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
@@ -238,7 +238,7 @@ def run_features(
     backend: Any, features: Any, *, token_budget: int = DEFAULT_TOKEN_BUDGET, max_batch: int = DEFAULT_MAX_BATCH,
     pad_token_id: int = 0, pad_multiple: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run `backend` over tokenized features (`tokclf.features.tokenize_split`).
+    """Run `backend` over tokenized features (`tokclf.text.features.tokenize_split`).
 
     Rows are sorted by length (longest first) and packed into batches of at most `max_batch`
     rows and `token_budget` tokens (rows x the batch's padded length; a row longer than the
@@ -248,7 +248,7 @@ def run_features(
     """
     import pyarrow.compute as pc
 
-    from tokclf.inference import model_input_columns
+    from tokclf.inference.forward import model_input_columns
 
     n = len(features)
     if n == 0:
@@ -293,8 +293,8 @@ def run_features(
 def resolve_precision(mixed_precision: str | None, *, backend: str = "pytorch") -> str | None:
     """"auto" -> "bf16" where the hardware runs it natively (CPU with AVX512-BF16/AMX, or a GPU
     with bf16), else None (fp32). "fp32"/"none"/None -> None. Others are checked by
-    `tokclf.hardware.check_precision`."""
-    from tokclf.hardware import check_precision, cpu_has_native_bf16, has_cuda
+    `tokclf.core.hardware.check_precision`."""
+    from tokclf.core.hardware import check_precision, cpu_has_native_bf16, has_cuda
 
     value = None if mixed_precision in (None, "none", "fp32") else mixed_precision
     if value not in (None, "auto", "bf16", "fp16"):
@@ -352,7 +352,7 @@ class Predictor:
         max_seq_length: int | None = None,
         stride: int | None = None,
     ) -> None:
-        from tokclf.resolve import resolve_model_path
+        from tokclf.core.resources import resolve_model_path
 
         if token_budget < 1 or batch_size < 1:
             raise TokclfError(f"token budget ({token_budget}) and batch size ({batch_size}) must be positive",
@@ -362,7 +362,7 @@ class Predictor:
         onnx = find_onnx(path)
         saved: dict[str, Any]
         if onnx is not None:
-            from tokclf.tokenizer import load_tokenizer
+            from tokclf.text.tokenizer import load_tokenizer
 
             folder, onnx_file, precision = onnx
             resolve_precision(mixed_precision, backend="onnx")
@@ -377,7 +377,7 @@ class Predictor:
             self.backend: Any = OnnxBackend(onnx_file, precision)
             saved = manifest
         else:
-            from tokclf.evaluation import load_trained
+            from tokclf.evaluation.scoring import load_trained
 
             precision = resolve_precision(mixed_precision)
             model_obj, self.tokenizer, names, saved = load_trained(str(model))
@@ -385,7 +385,7 @@ class Predictor:
                 id2label = getattr(model_obj.config, "id2label", None) or {}
                 names = [str(id2label.get(i, f"LABEL_{i}")) for i in range(model_obj.config.num_labels)]
             self.backend = TorchBackend(model_obj, precision)
-        from tokclf.metrics import is_bio
+        from tokclf.evaluation.metrics import is_bio
 
         self.label_names: list[str] = list(names)
         self.is_bio = is_bio(self.label_names)
@@ -407,7 +407,7 @@ class Predictor:
         """One label id and its probability per word of every sentence (empty ones included)."""
         import datasets
 
-        from tokclf.features import merge_word_predictions, merge_word_probabilities, tokenize_split
+        from tokclf.text.features import merge_word_predictions, merge_word_probabilities, tokenize_split
 
         keep = [i for i, s in enumerate(sentences) if len(s)]
         ids: list[list[int]] = [[] for _ in sentences]
@@ -487,7 +487,7 @@ def _prepare(item: PredictionInput) -> tuple[str, list[str], list[tuple[int, int
 
 
 def _progress(total: int, show: bool) -> Any:
-    from tokclf.progress import progress_bar
+    from tokclf.core.progress import progress_bar
 
     return progress_bar(total, show, desc="Predicting", unit=" texts", file=sys.stderr, dynamic_ncols=True)
 
@@ -648,7 +648,7 @@ def read_inputs(
         return _read_stdin(input_format, text_column=text_column, tokens_column=tokens_column, tags_column=tags_column,
                            conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
                            conllu_tag=conllu_tag, max_samples=max_samples)
-    from tokclf.resolve import resolve_data_path
+    from tokclf.core.resources import resolve_data_path
 
     path = Path(resolve_data_path(str(path))).expanduser()
     fmt = detect_format(path) if input_format == "auto" else input_format
@@ -849,9 +849,9 @@ def write_records(records: Iterable[PredictionRecord], output: str | Path | None
 
 
 def score_records(records: Sequence[PredictionRecord], label_names: Sequence[str]) -> dict[str, Any] | None:
-    """`tokclf.metrics.compute_metrics` of predicted vs gold tags (the records that have gold),
+    """`tokclf.evaluation.metrics.compute_metrics` of predicted vs gold tags (the records that have gold),
     the way `tokclf evaluate` scores; None when no record has gold tags."""
-    from tokclf.metrics import compute_metrics
+    from tokclf.evaluation.metrics import compute_metrics
 
     with_gold = [r for r in records if r.gold is not None]
     if not with_gold:
@@ -868,7 +868,7 @@ def score_records(records: Sequence[PredictionRecord], label_names: Sequence[str
     return metrics
 
 
-# `tokclf.predict(...)` (the issue's spelling) must work whether `tokclf.predict` names this
+# `tokclf.inference.predictor(...)` (the issue's spelling) must work whether `tokclf.inference.predictor` names this
 # module (it does as soon as anything imports it) or the function (tokclf.__init__'s lazy
 # export): calling the module calls `predict`.
 class _CallableModule(type(sys)):

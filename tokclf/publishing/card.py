@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.data.types import TAGS, TOKENS, LabelledData
-from tokclf.params import TokenClassificationParams
+from tokclf.core.params import TokenClassificationParams
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 MAX_WARNINGS_SHOWN = 10
@@ -276,7 +276,7 @@ def _data_section(data: LabelledData, roles: dict[str, str | None], fingerprints
     return "\n".join(rows) + (
         "\n\nsha256: hash of the split as tokclf read it (after validation and any BIO repair): one line per "
         "sentence, `{\"tokens\": [...], \"tags\": [...]}` as compact UTF-8 JSON with tag names, in order "
-        "(`tokclf.card.fingerprint_split`). Equal hashes mean the same sentences and tags, whatever the file format."
+        "(`tokclf.publishing.card.fingerprint_split`). Equal hashes mean the same sentences and tags, whatever the file format."
     )
 
 

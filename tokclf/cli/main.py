@@ -16,7 +16,7 @@ import types
 import typing
 from typing import Any
 
-from tokclf.errors import TokclfError
+from tokclf.core.errors import TokclfError
 
 # Params that `validate` understands (data-side only).
 DATA_KEYS = (
@@ -27,7 +27,7 @@ DATA_KEYS = (
 
 
 # Modules adding subcommands (predict/export/serve, pipeline stages, publish).
-EXTENSIONS = ("tokclf.cli_inference", "tokclf.cli_pipeline", "tokclf.cli_publish")
+EXTENSIONS = ("tokclf.cli.inference", "tokclf.cli.pipeline", "tokclf.cli.publish")
 
 
 def _flag(name: str) -> str:
@@ -44,7 +44,7 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
 
 
 def add_param_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    from tokclf.params import TokenClassificationParams
+    from tokclf.core.params import TokenClassificationParams
 
     group = parser.add_argument_group("parameters (spec names; see README)")
     for name, info in TokenClassificationParams.model_fields.items():
@@ -73,7 +73,7 @@ def add_param_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | Non
 
 
 def collect_params(args: argparse.Namespace, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
-    from tokclf.params import TokenClassificationParams, load_config
+    from tokclf.core.params import TokenClassificationParams, load_config
 
     values: dict[str, Any] = {}
     if getattr(args, "config", None):
@@ -94,11 +94,11 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tokclf.params import params_from_mapping
+    from tokclf.core.params import params_from_mapping
 
     source = f"--config {args.config}" if getattr(args, "config", None) else "command line"
     params = params_from_mapping(collect_params(args), source=source)
-    from tokclf.trainer import train
+    from tokclf.training.run import train
 
     result = train(params)
     summary = {"output_dir": str(result.output_dir)}
@@ -231,6 +231,3 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 `align_labels` is the readable per-sequence rule (and the reference in tests);
 `align_labels_flat` is the same rule on numpy arrays for a whole split at once, used by
-`tokclf.features` because a Python loop per piece is the slow part of tokenizing large corpora.
+`tokclf.text.features` because a Python loop per piece is the slow part of tokenizing large corpora.
 """
 
 from __future__ import annotations

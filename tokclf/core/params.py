@@ -5,7 +5,7 @@ what the spec leaves implicit: test split, label names for integer tags, windowi
 column choice, the subword label strategy and BIO repair.
 
 Two spec options no longer exist upstream in transformers 5 and are mapped (see
-`tokclf.trainer.training_arguments`):
+`tokclf.training.run.training_arguments`):
 - `optimizer="adamw_hf"`: transformers' own AdamW was removed; it is mapped to `adamw_torch`
   (the same decoupled-weight-decay update, torch's implementation).
 - `warmup_ratio`: the TrainingArguments field is gone; a float `warmup_steps` < 1 is read as a
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from tokclf.errors import ParamsError
+from tokclf.core.errors import ParamsError
 
 # Keys never written to disk or logs (see `public_dict`).
 SECRET_KEYS = frozenset({"token"})

@@ -1,8 +1,8 @@
 """`tokclf stage <name>`: the pipeline's stages on the command line (what dvc.yaml runs).
 
 Each subcommand reads the parameters from `--config` (params.yaml, sections flattened) and calls
-one function of tokclf.stages with the paths given; defaults are the paths dvc.yaml declares.
-Registered through tokclf.cli.EXTENSIONS; heavy imports stay inside the commands.
+one function of tokclf.pipeline.stages with the paths given; defaults are the paths dvc.yaml declares.
+Registered through tokclf.cli.main.EXTENSIONS; heavy imports stay inside the commands.
 
     tokclf stage ingest    [--raw data/raw] [--out data/prepared]
     tokclf stage validate  [--data data/prepared] [--out data/validated] [--report reports/validation_report.json]
@@ -23,7 +23,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from tokclf import stages as S
+    from tokclf.pipeline import stages as S
 
     p = subparsers.add_parser(
         "stage", help="run one pipeline stage (what dvc.yaml calls): ingest, validate, tokenize, train, evaluate, publish",
@@ -75,8 +75,8 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from tokclf import stages as S
-    from tokclf.errors import ValidationFailed
+    from tokclf.pipeline import stages as S
+    from tokclf.core.errors import ValidationFailed
 
     params = S.load_params(args.config)
     name = args.stage_name
@@ -110,7 +110,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
-    from tokclf.plots import render_pngs
+    from tokclf.evaluation.plots import render_pngs
 
     for path in render_pngs(args.plots):
         print(path)
