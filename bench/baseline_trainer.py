@@ -12,7 +12,6 @@ word-level evaluation afterwards, so both are compared on the same metric.
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
 
@@ -41,7 +40,13 @@ class PerItemPaddedDataset:
 def train_baseline(sentences: Any, model_path: str, num_labels: int, out_dir: str, *, epochs: int, lr: float,
                    batch_size: int, max_length: int, seed: int) -> Any:
     import torch
-    from transformers import AutoModelForTokenClassification, Trainer, TrainingArguments, default_data_collator, set_seed
+    from transformers import (
+        AutoModelForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
 
     from tokclf.text.tokenizer import load_tokenizer
 

@@ -68,7 +68,8 @@ def part_raw_text(model: Path, texts: list[str], repeats: int) -> dict:
     from transformers import pipeline
 
     from tokclf.core.hardware import device
-    from tokclf.inference.predictor import Predictor, resolve_precision
+    from tokclf.core.hardware import resolve_precision
+    from tokclf.inference.predictor import Predictor
 
     # The pipelines run where tokclf runs (the GPU when there is one), so the ratio compares recipes.
     dev = device()
@@ -115,7 +116,9 @@ def part_raw_text(model: Path, texts: list[str], repeats: int) -> dict:
 
 def part_conll_test(model: Path, workdir: Path, sentences, repeats: int) -> dict:
     from tokclf.inference.export import export_model
-    from tokclf.inference.predictor import Predictor, resolve_precision, score_records
+    from tokclf.core.hardware import resolve_precision
+    from tokclf.evaluation.scoring import score_records
+    from tokclf.inference.predictor import Predictor
 
     export_dir = workdir / "onnx"
     with warnings.catch_warnings():
@@ -226,9 +229,9 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     import torch
 
-    from tokclf.data.conll import read_conll
     from tokclf.core.hardware import cpu_has_native_bf16
-    from tokclf.inference.predictor import PredictionInput
+    from tokclf.data.conll import read_conll
+    from tokclf.inference.records import PredictionInput
 
     test = read_conll(DATA / "test.txt")
     texts = [" ".join(words) for words in test.tokens[: args.sentences]]

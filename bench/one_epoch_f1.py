@@ -49,7 +49,8 @@ def main() -> None:
 
     import tokclf.training.run as trainer
     from tokclf import TokenClassificationParams, train
-    from tokclf.evaluation.scoring import load_trained, score_sentences
+    from tokclf.evaluation.scoring import score_sentences
+    from tokclf.inference.loading import load_trained
 
     if args.sampler == "transformers":
         make = trainer._make_trainer_class

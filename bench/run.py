@@ -72,9 +72,9 @@ def load_conll(max_samples: int | None) -> Any:
 def worker_train(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
+    from tokclf.core.resources import resolve_model_path
     from tokclf.evaluation.scoring import score_sentences
     from tokclf.text.features import tokenize_split
-    from tokclf.core.resources import resolve_model_path
     from tokclf.text.tokenizer import load_tokenizer
 
     model_path = resolve_model_path(MODEL)
@@ -90,7 +90,7 @@ def worker_train(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     from baseline_trainer import train_baseline
 
     from tokclf import TokenClassificationParams, train
-    from tokclf.evaluation.scoring import load_trained
+    from tokclf.inference.loading import load_trained
 
     def run_recipe(sentences: int | None, workdir: str, project: str | None = None) -> tuple[Any, Any, float, float]:
         """One training run of this worker's recipe on the first `sentences` training sentences:
@@ -189,8 +189,9 @@ def inference_section(model_dir: Path, n: int) -> dict[str, Any]:
 
 def eval_section(model_dir: Path) -> dict[str, Any]:
     """Wall time to score the whole CoNLL test split on words (bf16 where native; GPU when there is one)."""
-    from tokclf.evaluation.scoring import load_trained, score_sentences
-    from tokclf.inference.predictor import resolve_precision
+    from tokclf.evaluation.scoring import score_sentences
+    from tokclf.inference.loading import load_trained
+    from tokclf.core.hardware import resolve_precision
 
     data = load_conll(None)
     model, tok, label_names, _ = load_trained(model_dir)
@@ -207,9 +208,9 @@ def eval_section(model_dir: Path) -> dict[str, Any]:
 def tokenize_cache(max_samples: int | None) -> dict[str, Any]:
     """The pipeline's tokenize stage cold, then the cached rerun's decision: the flow skips the
     stage when the content key (data bytes, tokenizer files, max_seq_length/stride/subword_labels)
-    equals the one stamped on the existing output (tokclf.pipeline.stages.tokenize_key / stamp_key)."""
+    equals the one stamped on the existing output (tokclf.pipeline.keys.tokenize_key / stamp_key)."""
     from tokclf import TokenClassificationParams
-    from tokclf.pipeline import stages
+    from tokclf.pipeline import keys, stages
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -221,7 +222,7 @@ def tokenize_cache(max_samples: int | None) -> dict[str, Any]:
         stages.tokenize(params, data_dir=root / "validated", out_dir=root / "features")
         cold = time.perf_counter() - start
         start = time.perf_counter()
-        hit = stages.tokenize_key(params, root / "validated") == stages.stamp_key(root / "features")
+        hit = keys.tokenize_key(params, root / "validated") == keys.stamp_key(root / "features")
         cached = time.perf_counter() - start
     return {"cold_s": round(cold, 3), "cached_check_s": round(cached, 3), "cache_hit": hit,
             "speedup": round(cold / max(cached, 1e-9), 1)}

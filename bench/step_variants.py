@@ -135,9 +135,9 @@ def main() -> None:
 
     import torch
 
+    from tokclf.core.resources import resolve_model_path
     from tokclf.data.ingest import load_labelled_data
     from tokclf.text.features import tokenize_split
-    from tokclf.core.resources import resolve_model_path
     from tokclf.text.tokenizer import load_tokenizer
 
     model_path = resolve_model_path(MODEL)

@@ -15,11 +15,7 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
 # Quiet and offline by default (scripts/pipeline.sh sets the same).
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -44,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     rt.add_argument("--dvc-push", action="store_true")
     sv = sub.add_parser("serve", help="serve the deployments of prefect.yaml")
     sv.add_argument("--workdir", default=".")
-    sv.add_argument("--deployments", default=str(_ROOT / "prefect.yaml"))
+    sv.add_argument("--deployments", default="prefect.yaml", help="deployment file (default: prefect.yaml)")
     sv.add_argument("--only", nargs="*", help="deployment names to serve (default: all)")
     sv.add_argument("--limit", type=int, default=1, help="flow runs at a time (default 1)")
     args = parser.parse_args(argv)

@@ -13,13 +13,9 @@ one reason the local route is `serve`).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
 CRON_ENV = "TOKCLF_RETRAIN_CRON"
 
@@ -40,15 +36,19 @@ def load_deployment_config(path: str | Path) -> list[dict[str, Any]]:
     return deployments
 
 
-def _flow_for(entrypoint: str) -> Any:
+def _flow_for(entrypoint: str, base: Path) -> Any:
+    """The flow of a prefect.yaml entrypoint: `path/to/file.py:flow` (relative to the folder of
+    prefect.yaml, as `prefect deploy` reads it) or `package.module:flow`."""
     from prefect.flows import load_flow_from_entrypoint
 
-    file, _, name = entrypoint.partition(":")
-    path = Path(file)
-    return load_flow_from_entrypoint(f"{path if path.is_absolute() else _ROOT / path}:{name}")
+    file, _, name = entrypoint.rpartition(":")
+    if file.endswith(".py"):
+        path = Path(file)
+        entrypoint = f"{path if path.is_absolute() else base / path}:{name}"
+    return load_flow_from_entrypoint(entrypoint)
 
 
-def build_deployments(config: str | Path = _ROOT / "prefect.yaml", *, workdir: str | Path = ".",
+def build_deployments(config: str | Path = "prefect.yaml", *, workdir: str | Path = ".",
                       only: list[str] | None = None) -> list[Any]:
     """RunnerDeployments (for prefect.serve) from prefect.yaml; cron schedules as configured."""
     from prefect.schedules import Cron
@@ -58,7 +58,7 @@ def build_deployments(config: str | Path = _ROOT / "prefect.yaml", *, workdir: s
     for entry in load_deployment_config(config):
         if only and entry["name"] not in only:
             continue
-        flow = _flow_for(entry["entrypoint"])
+        flow = _flow_for(entry["entrypoint"], Path(config).expanduser().resolve().parent)
         parameters = dict(entry.get("parameters") or {})
         if "workdir" in flow.parameters.properties:
             wd = Path(str(parameters.get("workdir", "."))).expanduser()
@@ -75,7 +75,7 @@ def build_deployments(config: str | Path = _ROOT / "prefect.yaml", *, workdir: s
     return out
 
 
-def serve_deployments(config: str | Path = _ROOT / "prefect.yaml", *, workdir: str | Path = ".",
+def serve_deployments(config: str | Path = "prefect.yaml", *, workdir: str | Path = ".",
                       only: list[str] | None = None, limit: int | None = 1) -> None:
     """Serve until interrupted; `limit` flow runs at a time (one training at a time by default)."""
     from prefect import serve

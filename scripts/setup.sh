@@ -11,5 +11,5 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-python -m pip install -q -e ".[test,mlflow,wandb]" 2>&1 | grep -v "^WARNING: Location" || true
+python -m pip install -q -e ".[all,test]" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import tokclf, torch, transformers; print('tokclf', tokclf.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)"

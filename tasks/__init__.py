@@ -3,7 +3,7 @@
 Caching (results persisted, by default under <workdir>/.tokclf-cache/prefect-results: see
 `results_storage`):
 - ingest, validate and tokenize are cached on *content*: the cache key is the stage's own key
-  (tokclf.pipeline.stages.ingest_key / validate_key / tokenize_key: hashes of the source bytes, of the saved
+  (tokclf.pipeline.keys.ingest_key / validate_key / tokenize_key: hashes of the source bytes, of the saved
   datasets, of the tokenizer files, and the parameters the stage reads) plus its output paths. A
   path whose content changed gives a new key, so a cached result is never stale the way an INPUTS
   policy over path strings would be. A Hub dataset id has no local bytes: ingest is not cached.
@@ -11,8 +11,11 @@ Caching (results persisted, by default under <workdir>/.tokclf-cache/prefect-res
 - train, evaluate and publish are never cached (a rerun means: do it again).
 
 Retries: only publish retries (3 times, exponential backoff 10 s, 20 s, 40 s with jitter), and only
-on transient Hub errors (tokclf.publishing.hub.prefect_retry_condition); the other stages are
+on transient Hub errors (tasks.hub.retry_transient_hub_errors); the other stages are
 deterministic, so a retry would fail the same way.
+
+The Hub token of a Prefect Secret block (`hub_token_secret`) is read inside the publish task
+(tasks.hub), so it is never a task parameter, a result or a log line.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from tokclf.pipeline import stages
 from tokclf.core.params import TokenClassificationParams
-from tokclf.publishing.hub import prefect_retry_condition
+from tokclf.pipeline import keys, retrain, stages
+from tasks.hub import retry_transient_hub_errors, with_secret_token
 
 RESULTS_DIR = ".tokclf-cache/prefect-results"
 PUBLISH_RETRIES = 3
@@ -47,16 +50,16 @@ def _with_outputs(key: str | None, *paths: Any) -> str | None:
 
 
 def ingest_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
-    return _with_outputs(stages.ingest_key(parameters["params"]), parameters["raw_dir"], parameters["out_dir"])
+    return _with_outputs(keys.ingest_key(parameters["params"]), parameters["raw_dir"], parameters["out_dir"])
 
 
 def validate_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
-    key = stages.validate_key(parameters["params"], parameters["data_dir"])
+    key = keys.validate_key(parameters["params"], parameters["data_dir"])
     return _with_outputs(key, parameters["out_dir"], parameters["report_path"])
 
 
 def tokenize_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
-    return _with_outputs(stages.tokenize_key(parameters["params"], parameters["data_dir"]), parameters["out_dir"])
+    return _with_outputs(keys.tokenize_key(parameters["params"], parameters["data_dir"]), parameters["out_dir"])
 
 
 @task(name="ingest", cache_key_fn=ingest_cache_key, persist_result=True, retries=0)
@@ -96,17 +99,19 @@ def evaluate_task(params: TokenClassificationParams, model_dir: str, data_dir: s
 @task(
     name="publish", cache_policy=NO_CACHE, retries=PUBLISH_RETRIES,
     retry_delay_seconds=exponential_backoff(backoff_factor=PUBLISH_BACKOFF_S), retry_jitter_factor=0.2,
-    retry_condition_fn=prefect_retry_condition,
+    retry_condition_fn=retry_transient_hub_errors,
 )
-def publish_task(params: TokenClassificationParams, model_dir: str, out_path: str) -> dict[str, Any]:
-    """Hub push when push_to_hub, else a recorded no-op (tokclf.pipeline.stages.publish); retried with backoff."""
-    return stages.publish(params, model_dir=model_dir, out_path=out_path)
+def publish_task(params: TokenClassificationParams, model_dir: str, out_path: str,
+                 hub_token_secret: str | None = None) -> dict[str, Any]:
+    """Hub push when push_to_hub, else a recorded no-op (tokclf.pipeline.stages.publish); retried
+    with backoff. hub_token_secret: name of a Prefect Secret block holding the token."""
+    return stages.publish(with_secret_token(params, hub_token_secret), model_dir=model_dir, out_path=out_path)
 
 
 @task(name="dvc-record", cache_policy=NO_CACHE, retries=0)
 def dvc_record_task(root: str, push: bool = False) -> dict[str, Any]:
-    """`dvc commit -f` (and `dvc push`) of what the flow wrote (tokclf.pipeline.stages.dvc_record)."""
-    return stages.dvc_record(root, push=push)
+    """`dvc commit -f` (and `dvc push`) of what the flow wrote (tokclf.pipeline.retrain.dvc_record)."""
+    return retrain.dvc_record(root, push=push)
 
 
 __all__ = [

@@ -7,7 +7,12 @@ import random
 import numpy as np
 import pytest
 
-from tokclf.text.alignment import IGNORE, align_labels, align_labels_flat, build_continuation_map
+from tokclf.text.alignment import (
+    IGNORE,
+    align_labels,
+    align_labels_flat,
+    build_continuation_map,
+)
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC"]  # MISC has no I-: no continuation
 O, BPER, IPER, BLOC, ILOC, BMISC = range(6)

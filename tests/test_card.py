@@ -9,10 +9,16 @@ import json
 import pytest
 import yaml
 
-from tokclf.publishing.card import card_metadata, data_fingerprints, fingerprint_split, is_hub_id, render_card
+from tokclf.core.params import TokenClassificationParams
 from tokclf.data.types import LabelledData
 from tokclf.evaluation.metrics import compute_metrics
-from tokclf.core.params import TokenClassificationParams
+from tokclf.publishing.card import (
+    card_metadata,
+    data_fingerprints,
+    fingerprint_split,
+    is_hub_id,
+    render_card,
+)
 
 DUMMY = "hf_TOKCLF" "cardDummy4Jt8Ws1Qe6Ry3Ux0"  # split: the joined token is not in this file
 

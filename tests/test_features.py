@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from tokclf.text.alignment import IGNORE, build_continuation_map
-from tokclf.text.features import merge_word_predictions, merge_word_probabilities, tokenize_split
+from tokclf.text.features import (
+    merge_word_predictions,
+    merge_word_probabilities,
+    tokenize_split,
+)
 
 NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG"]
 MAX_LEN = 12  # 10 pieces + [CLS] [SEP]
@@ -221,7 +225,14 @@ def test_default_length_keeps_one_row_per_sentence(dataset, tokenizer) -> None:
 
 
 def test_byte_level_tokenizer_without_token_type_ids(dataset, tmp_path: Path) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import RobertaTokenizerFast
 
     from tokclf.text.tokenizer import load_tokenizer

@@ -90,23 +90,34 @@ def test_training_flow_end_to_end(harness, project):
     import torch
 
     from flows.training import training_flow
-    from tokclf.pipeline import stages
+    from tokclf.pipeline.paths import (
+        EVALUATION,
+        FEATURES,
+        METRICS,
+        PLOTS,
+        PREPARED,
+        PUBLISH,
+        RAW,
+        VALIDATED,
+        VALIDATION_REPORT,
+        load_params,
+    )
 
     failed_in_train = not torch.cuda.is_available()
     if failed_in_train:  # fp16 fails in the train stage on a CPU, after ingest/validate/tokenize ran
         from tokclf.core.errors import EnvironmentProblem
 
-        params = stages.load_params(project / "params.yaml").model_copy(update={"mixed_precision": "fp16"})
+        params = load_params(project / "params.yaml").model_copy(update={"mixed_precision": "fp16"})
         with pytest.raises(EnvironmentProblem):
             training_flow(params=params, workdir=str(project))
-        assert (project / stages.FEATURES).is_dir() and not (project / "outputs" / "tiny").exists()
+        assert (project / FEATURES).is_dir() and not (project / "outputs" / "tiny").exists()
     first = training_flow(workdir=str(project))
     expected = "Cached" if failed_in_train else "Completed"
     assert first["stages"] == {"ingest": expected, "validate": expected, "tokenize": expected}
-    metrics = json.loads((project / stages.METRICS).read_text())
+    metrics = json.loads((project / METRICS).read_text())
     assert metrics["f1"] == first["metrics"]["f1"] and first["main_split"] == "test"
-    for rel in (stages.RAW, stages.PREPARED, stages.VALIDATED, stages.FEATURES, stages.VALIDATION_REPORT,
-                stages.EVALUATION, stages.PLOTS, stages.PUBLISH, "outputs/tiny/model.safetensors"):
+    for rel in (RAW, PREPARED, VALIDATED, FEATURES, VALIDATION_REPORT,
+                EVALUATION, PLOTS, PUBLISH, "outputs/tiny/model.safetensors"):
         assert (project / rel).exists(), rel
     assert first["publish"]["status"] == "skipped"
     assert (project / ".tokclf-cache" / "prefect-results").is_dir()  # results persisted locally
@@ -117,11 +128,11 @@ def test_training_flow_end_to_end(harness, project):
 
 
 def test_deleted_outputs_are_rebuilt_not_taken_from_cache(harness, project):
+    from prefect import flow
+
     from flows.training import prepare_data, resolve_run
     from tasks import results_storage
-    from tokclf.pipeline import stages
-
-    from prefect import flow
+    from tokclf.pipeline import keys
 
     _, run_params, paths, _ = resolve_run(None, "params.yaml", str(project))
     shutil.rmtree(paths.validated)
@@ -132,7 +143,7 @@ def test_deleted_outputs_are_rebuilt_not_taken_from_cache(harness, project):
 
     states = prepare()
     assert states == {"ingest": "Cached", "validate": "Completed"}
-    assert stages.stamp_key(paths.validated) == stages.validate_key(run_params, paths.prepared)
+    assert keys.stamp_key(paths.validated) == keys.validate_key(run_params, paths.prepared)
 
 
 def test_retraining_skips_unchanged_data_and_retrains_on_change(harness, project):

@@ -6,13 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path)
 
+from tokclf.core.columns import DOCUMENT, LINE, TAGS, TOKENS
+from tokclf.core.errors import DataError
 from tokclf.data.ingest import load_from_params, load_labelled_data, split_name_for
 from tokclf.data.labels import order_labels, parse_label_names
-from tokclf.data.types import DOCUMENT, LINE, TAGS, TOKENS
-from tokclf.core.errors import DataError
-
-from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BAD = FIXTURES / "bad"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import shared_data
+
 from tokclf import TokenClassificationParams, evaluate, train
 from tokclf.cli.main import main as cli_main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tokclf.training.run import _make_trainer_class, mean_tokens_per_step
+from tokclf.training.trainer import TokclfTrainer, mean_tokens_per_step
 
 
 def test_mean_tokens_per_step_counts_labelled_tokens_only():
@@ -20,7 +20,7 @@ def _trainer(model_dir, tmp_path, tokens_per_step):
 
     model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=2)
-    trainer = _make_trainer_class()(model=model, args=args)
+    trainer = TokclfTrainer(model=model, args=args)
     trainer.tokens_per_step = tokens_per_step
     model.train()
     for module in model.modules():  # training mode (the weighting applies only there), no randomness

@@ -89,7 +89,12 @@ def test_bilou_is_read_as_iobes() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_agrees_with_seqeval(seed: int) -> None:
-    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    from seqeval.metrics import (
+        classification_report,
+        f1_score,
+        precision_score,
+        recall_score,
+    )
 
     rng = random.Random(seed)
     gold, pred = [], []

@@ -7,7 +7,11 @@ import json
 import pytest
 
 from tokclf.core.errors import ParamsError
-from tokclf.core.params import TokenClassificationParams, load_config, params_from_mapping
+from tokclf.core.params import (
+    TokenClassificationParams,
+    load_config,
+    params_from_mapping,
+)
 
 SPEC_DEFAULTS = {
     "model": "bert-base-uncased", "tokens_column": "tokens", "tags_column": "tags", "train_split": "train",

@@ -11,7 +11,11 @@ import unicodedata
 import pytest
 
 from tokclf.cli.main import main as cli_main
-from tokclf.inference.predictor import PredictionInput, Predictor, predict, read_inputs, score_records, tag_spans
+from tokclf.evaluation.scoring import score_records
+from tokclf.inference.entities import tag_spans
+from tokclf.inference.inputs import read_inputs
+from tokclf.inference.predictor import Predictor, predict
+from tokclf.inference.records import PredictionInput
 from tokclf.text.words import split_words
 
 TRICKY = [
@@ -140,7 +144,8 @@ def test_text_longer_than_the_window(predictor, ner_model):
     gets a tag, and tags are those of tokclf's own windowed word prediction."""
     import datasets
 
-    from tokclf.evaluation.scoring import load_trained, predict_words
+    from tokclf.evaluation.scoring import predict_words
+    from tokclf.inference.loading import load_trained
 
     sentence = "John  Smith works at Google, in Paris ; Zoë Saltana visited Montréal . "
     text = sentence * 12
@@ -191,7 +196,7 @@ def test_predict_function_and_inputs(ner_model):
         predict(ner_model, [3], mixed_precision=None)
     import tokclf
 
-    assert tokclf.inference.predictor(ner_model, "Anna Lee .", mixed_precision=None)[0].words == ["Anna", "Lee", "."]
+    assert tokclf.predict(ner_model, "Anna Lee .", mixed_precision=None)[0].words == ["Anna", "Lee", "."]
 
 
 def test_bf16_runs(ner_model):
@@ -242,7 +247,7 @@ def test_cli_conll_output_scores_like_evaluate(ner_model, ner_jsonl_dir, tmp_pat
     # Re-reading the file (word, gold, pred) and scoring the last column gives the same numbers.
     again = read_inputs(out, conll_tag_column=-1)
     gold = read_inputs(out, conll_tag_column=1)
-    from tokclf.inference.predictor import PredictionRecord
+    from tokclf.inference.records import PredictionRecord
 
     records = [PredictionRecord(text="", words=p.words, spans=[], tags=p.gold, scores=[], entities=[], gold=g.gold)
                for p, g in zip(again, gold)]

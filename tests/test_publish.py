@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hubfake import FakeHub, User
 
 # Split literals: the joined tokens never appear in this file, so a copy of the repo (another
@@ -265,7 +264,12 @@ def test_5xx_and_connection_errors_are_transient(worse_copy, hub, work):
 def test_offline_mode_and_missing_token_fail_before_training(monkeypatch, tmp_path):
     """In this process huggingface_hub runs offline (conftest): check_publish_ready says so clearly."""
     from tokclf.core.params import TokenClassificationParams
-    from tokclf.publishing.hub import HubAuthError, HubError, check_publish_ready, resolve_token
+    from tokclf.publishing.hub import (
+        HubAuthError,
+        HubError,
+        check_publish_ready,
+        resolve_token,
+    )
 
     params = TokenClassificationParams(data_path="d", project_name=str(tmp_path / "m"), push_to_hub=True,
                                        username="alice", token=DUMMY)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tokclf.core.errors import TokclfError
-from tokclf.core.resources import resolve_data_path, resolve_model_path
 from tokclf.core.fileio import staged_dir, write_json
+from tokclf.core.resources import resolve_data_path, resolve_model_path
 
 
 def test_packaged_model_id_resolves_to_package(minilm_path):

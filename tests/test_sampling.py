@@ -6,7 +6,10 @@ import random
 
 import torch
 
-from tokclf.training.sampling import ShuffledLengthGroupedSampler, length_grouped_batches
+from tokclf.training.sampling import (
+    ShuffledLengthGroupedSampler,
+    length_grouped_batches,
+)
 
 
 def _lengths(n: int = 1000, seed: int = 0) -> list[int]:

@@ -15,9 +15,23 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tokclf.pipeline import stages  # noqa: E402
 from tokclf.core.errors import TokclfError, ValidationFailed  # noqa: E402
 from tokclf.core.params import TokenClassificationParams  # noqa: E402
+from tokclf.pipeline import keys, retrain, stages, store  # noqa: E402
+from tokclf.pipeline.paths import (  # noqa: E402
+    EVALUATION,
+    FEATURES,
+    METRICS,
+    PLOTS,
+    PREPARED,
+    PUBLISH,
+    RAW,
+    RUN_RECORD,
+    STAGES,
+    VALIDATED,
+    VALIDATION_REPORT,
+    PipelinePaths,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,7 +55,7 @@ def run(tiny_model_dir, ner_jsonl_dir, tmp_path_factory):
     data = root / "source"
     shutil.copytree(ner_jsonl_dir, data)
     params = tiny(tiny_model_dir, data, root)
-    paths = stages.PipelinePaths.for_params(params, root)
+    paths = PipelinePaths.for_params(params, root)
     results = {
         "ingest": tasks.ingest_task.fn(params, str(paths.raw), str(paths.prepared)),
         "validate": tasks.validate_task.fn(params, str(paths.prepared), str(paths.validated), str(paths.validation_report)),
@@ -59,25 +73,25 @@ def test_ingest_copies_source_and_normalises(run, ner_jsonl_dir):
     params, paths, results = run
     for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
         assert (paths.raw / name).read_bytes() == (ner_jsonl_dir / name).read_bytes()
-    data = stages.load_labelled(paths.prepared)
+    data = store.load_labelled(paths.prepared)
     assert {n: len(ds) for n, ds in data.splits.items()} == {"train": 48, "validation": 12, "test": 12}
     assert data.label_names[0] == "O" and "B-PER" in data.label_names
     # messages name the user's source, not the snapshot
     assert all(str(paths.raw) not in s for s in data.sources.values())
     assert results["ingest"]["splits"] == {"train": 48, "validation": 12, "test": 12}
-    assert stages.stamp_key(paths.prepared) == results["ingest"]["key"] == stages.ingest_key(params)
+    assert keys.stamp_key(paths.prepared) == results["ingest"]["key"] == keys.ingest_key(params)
 
 
 def test_validate_and_tokenize_outputs(run):
     params, paths, results = run
     report = json.loads(paths.validation_report.read_text())
     assert report["ok"] is True
-    assert stages.stamp_key(paths.validated) == stages.validate_key(params, paths.prepared)
-    features, meta = stages.load_features(paths.features)
+    assert keys.stamp_key(paths.validated) == keys.validate_key(params, paths.prepared)
+    features, meta = store.load_features(paths.features)
     assert set(features) == {"train", "validation", "test"}
     assert "labels" in features["train"].column_names and "labels" not in features["test"].column_names
     assert meta["max_seq_length"] == 32 and meta["stride"] == 4 and meta["subword_labels"] == params.subword_labels
-    assert meta["key"] == stages.stamp_key(paths.features) == stages.tokenize_key(params, paths.validated)
+    assert meta["key"] == keys.stamp_key(paths.features) == keys.tokenize_key(params, paths.validated)
     # no cache files were written into the inputs (DVC has hashed them as another stage's output)
     assert not list(paths.prepared.rglob("cache-*.arrow")) and not list(paths.validated.rglob("cache-*.arrow"))
 
@@ -85,13 +99,13 @@ def test_validate_and_tokenize_outputs(run):
 def test_train_writes_model_folder(run):
     params, paths, results = run
     for name in ("model.safetensors", "config.json", "tokenizer.json", "training_params.json", "metrics.json",
-                 "training_log.json", "validation_report.json", "README.md", stages.RUN_RECORD):
+                 "training_log.json", "validation_report.json", "README.md", RUN_RECORD):
         assert (paths.model / name).is_file(), name
     metrics = json.loads((paths.model / "metrics.json").read_text())
     assert {"train", "validation"} <= set(metrics) and "test" not in metrics
-    record = json.loads((paths.model / stages.RUN_RECORD).read_text())
-    assert record["data_fingerprint"] == stages.dataset_fingerprint(paths.validated)
-    assert record["features_key"] == stages.stamp_key(paths.features)
+    record = json.loads((paths.model / RUN_RECORD).read_text())
+    assert record["data_fingerprint"] == keys.dataset_fingerprint(paths.validated)
+    assert record["features_key"] == keys.stamp_key(paths.features)
 
 
 def test_evaluate_metrics_and_plots(run):
@@ -127,35 +141,35 @@ def test_cache_keys_follow_content_not_paths(run, tmp_path):
     key = tasks.tokenize_cache_key(None, {"params": params, "data_dir": str(paths.validated), "out_dir": "f"})
     copy = tmp_path / "validated-copy"
     shutil.copytree(paths.validated, copy)
-    assert stages.tokenize_key(params, copy) == stages.tokenize_key(params, paths.validated)
-    base = stages.tokenize_key(params, paths.validated)
-    assert stages.tokenize_key(params.model_copy(update={"lr": 1.0}), paths.validated) == base
+    assert keys.tokenize_key(params, copy) == keys.tokenize_key(params, paths.validated)
+    base = keys.tokenize_key(params, paths.validated)
+    assert keys.tokenize_key(params.model_copy(update={"lr": 1.0}), paths.validated) == base
     other = "first" if params.subword_labels == "all" else "all"
     for change in ({"max_seq_length": 40}, {"stride": 5}, {"subword_labels": other}):
-        assert stages.tokenize_key(params.model_copy(update=change), paths.validated) != base, change
+        assert keys.tokenize_key(params.model_copy(update=change), paths.validated) != base, change
     # the same path with other content
     arrow = next(copy.rglob("data-*.arrow"))
     arrow.write_bytes(arrow.read_bytes() + b"\0")
-    assert stages.tokenize_key(params, copy) != base
+    assert keys.tokenize_key(params, copy) != base
     # another tokenizer file content at the same model path
     model = tmp_path / "model"
     shutil.copytree(Path(params.model), model)
     moved = params.model_copy(update={"model": str(model)})
-    same = stages.tokenize_key(moved, paths.validated)
+    same = keys.tokenize_key(moved, paths.validated)
     assert same == base
     cfg = json.loads((model / "tokenizer_config.json").read_text())
     cfg["model_max_length"] = 77
     (model / "tokenizer_config.json").write_text(json.dumps(cfg))
-    assert stages.tokenize_key(moved, paths.validated) != base
+    assert keys.tokenize_key(moved, paths.validated) != base
     # the task's key adds the output path to the stage key
     assert key.startswith(base)
     # ingest: content of the source, not its path
     src = tmp_path / "src"
     shutil.copytree(params.data_path, src)
-    assert stages.source_fingerprint(str(src)) == stages.source_fingerprint(params.data_path)
+    assert keys.source_fingerprint(str(src)) == keys.source_fingerprint(params.data_path)
     (src / "train.jsonl").write_text((src / "train.jsonl").read_text().replace("Paris", "Lyon"))
-    assert stages.source_fingerprint(str(src)) != stages.source_fingerprint(params.data_path)
-    assert stages.ingest_key(params.model_copy(update={"data_path": "someone/hub-dataset"})) is None
+    assert keys.source_fingerprint(str(src)) != keys.source_fingerprint(params.data_path)
+    assert keys.ingest_key(params.model_copy(update={"data_path": "someone/hub-dataset"})) is None
 
 
 def test_validation_errors_write_report_and_stop(tiny_model_dir, tmp_path):
@@ -164,7 +178,7 @@ def test_validation_errors_write_report_and_stop(tiny_model_dir, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"tokens": ["a", "b"], "tags": ["O"]}\n{"tokens": ["c"], "tags": ["O"]}\n')
     params = tiny(tiny_model_dir, bad, tmp_path, valid_split=None)
-    paths = stages.PipelinePaths.for_params(params, tmp_path)
+    paths = PipelinePaths.for_params(params, tmp_path)
     tasks.ingest_task.fn(params, str(paths.raw), str(paths.prepared))
     with pytest.raises(ValidationFailed) as exc:
         tasks.validate_task.fn(params, str(paths.prepared), str(paths.validated), str(paths.validation_report))
@@ -186,13 +200,13 @@ def test_train_refuses_stale_features(run, tmp_path):
 
 def test_retrain_decision(run, tmp_path):
     params, paths, results = run
-    train_again, why = stages.retrain_decision(params, paths)
+    train_again, why = retrain.retrain_decision(params, paths)
     assert not train_again and "unchanged" in why
-    train_again, why = stages.retrain_decision(params.model_copy(update={"lr": 0.5}), paths)
+    train_again, why = retrain.retrain_decision(params.model_copy(update={"lr": 0.5}), paths)
     assert train_again and "parameters changed" in why
-    assert stages.retrain_decision(params.model_copy(update={"log": "tensorboard"}), paths)[0] is False
-    moved = stages.PipelinePaths.for_params(params, tmp_path)  # nothing there
-    assert stages.last_successful_run(moved) is None
+    assert retrain.retrain_decision(params.model_copy(update={"log": "tensorboard"}), paths)[0] is False
+    moved = PipelinePaths.for_params(params, tmp_path)  # nothing there
+    assert retrain.last_successful_run(moved) is None
 
 
 def test_stage_cli_and_replacing_outputs(run, tmp_path, capsys):
@@ -212,7 +226,7 @@ def test_stage_cli_and_replacing_outputs(run, tmp_path, capsys):
                    "--out", str(tmp_path / "prepared")])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["splits"]["train"] == 48
-    assert stages.dataset_fingerprint(tmp_path / "prepared") == stages.dataset_fingerprint(paths.prepared)
+    assert keys.dataset_fingerprint(tmp_path / "prepared") == keys.dataset_fingerprint(paths.prepared)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
@@ -230,14 +244,14 @@ def test_pipeline_paths_match_dvc_yaml():
     def paths_of(entries):
         return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
 
-    assert list(spec) == list(stages.STAGES)
-    assert paths_of(spec["ingest"]["outs"]) == {stages.RAW, stages.PREPARED}
-    assert paths_of(spec["validate"]["outs"]) == {stages.VALIDATED, stages.VALIDATION_REPORT}
-    assert paths_of(spec["tokenize"]["outs"]) == {stages.FEATURES}
+    assert list(spec) == list(STAGES)
+    assert paths_of(spec["ingest"]["outs"]) == {RAW, PREPARED}
+    assert paths_of(spec["validate"]["outs"]) == {VALIDATED, VALIDATION_REPORT}
+    assert paths_of(spec["tokenize"]["outs"]) == {FEATURES}
     assert paths_of(spec["train"]["outs"]) == {"${train.project_name}"}
-    assert paths_of(spec["evaluate"]["metrics"]) == {stages.METRICS}
-    assert paths_of(spec["evaluate"]["outs"]) == {stages.EVALUATION, stages.PLOTS}
-    assert paths_of(spec["publish"]["outs"]) == {stages.PUBLISH}
+    assert paths_of(spec["evaluate"]["metrics"]) == {METRICS}
+    assert paths_of(spec["evaluate"]["outs"]) == {EVALUATION, PLOTS}
+    assert paths_of(spec["publish"]["outs"]) == {PUBLISH}
     for name, stage in spec.items():
         assert stage["cmd"].startswith(f"tokclf stage {name} "), name
         assert {"tokclf/core", "tokclf/pipeline"} <= set(stage["deps"]), name
@@ -271,6 +285,6 @@ def test_train_stage_under_torchrun(run, tmp_path):
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert proc.stdout.count('"stage": "train"') == 2 and proc.stdout.count('"run_id": null') == 1
-    assert (out / "model.safetensors").is_file() and (out / stages.RUN_RECORD).is_file()
+    assert (out / "model.safetensors").is_file() and (out / RUN_RECORD).is_file()
     assert "validation" in json.loads((out / "metrics.json").read_text())
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ddp-model")] == []  # nothing left over

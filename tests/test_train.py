@@ -180,7 +180,7 @@ def test_wandb_logs_offline_to_output(tiny_model_dir, ner_jsonl_dir, tmp_path, m
 
 
 def test_training_arguments_mapping(tmp_path):
-    from tokclf.training.run import training_arguments
+    from tokclf.training.arguments import training_arguments
 
     p = TokenClassificationParams(data_path="d", project_name="p", optimizer="adamw_hf", warmup_ratio=0.25,
                                   gradient_accumulation=3, scheduler="polynomial", valid_split="v")

@@ -7,13 +7,18 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tokclf.data.ingest import load_labelled_data
-from tokclf.data.types import TAGS
-from tokclf.core.errors import ValidationFailed
-from tokclf.data.validation import MAX_PER_KIND, ValidationReport, looks_bio, stray_inside, validate_data
-
 from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path)
+
+from tokclf.core.columns import TAGS
+from tokclf.core.errors import ValidationFailed
+from tokclf.data.ingest import load_labelled_data
+from tokclf.data.schemes import is_iob2
+from tokclf.data.validation import (
+    MAX_PER_KIND,
+    ValidationReport,
+    stray_inside,
+    validate_data,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VAL = FIXTURES / "validation"
@@ -122,8 +127,8 @@ def test_unseen_labels_in_test_are_a_warning():
 
 def test_stray_inside_positions():
     assert stray_inside(["I-PER", "O", "I-LOC", "I-LOC", "B-ORG", "I-PER", "B-X", "I-X"]) == [0, 2, 5]
-    assert looks_bio(["O", "B-PER", "I-PER"]) and not looks_bio(["NOUN", "VERB"]) and not looks_bio(None)
-    assert not looks_bio(["O", "S-PER", "B-PER"])
+    assert is_iob2(["O", "B-PER", "I-PER"]) and not is_iob2(["NOUN", "VERB"]) and not is_iob2(None)
+    assert not is_iob2(["O", "S-PER", "B-PER"])
 
 
 def test_bio_violations_reported_per_split():

@@ -1,7 +1,8 @@
 """tokclf: fine-tune transformer models for token classification (NER, POS, chunking, slots).
 
 The public API is imported lazily so that `tokclf --help` and `import tokclf` stay fast: torch and
-transformers load only when a function that needs them runs.
+transformers load only when a function that needs them runs. Where each piece lives:
+docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "validate",
     "load_labelled_data",
     "predict",
+    "Predictor",
     "TokclfError",
     "__version__",
 ]
@@ -24,19 +26,21 @@ __all__ = [
 _LAZY = {
     "TokenClassificationParams": ("tokclf.core.params", "TokenClassificationParams"),
     "train": ("tokclf.training.run", "train"),
-    "evaluate": ("tokclf.api", "evaluate"),
-    "validate": ("tokclf.api", "validate"),
+    "evaluate": ("tokclf.evaluation.scoring", "evaluate"),
+    "validate": ("tokclf.data.validation", "validate"),
     "load_labelled_data": ("tokclf.data.ingest", "load_labelled_data"),
     "predict": ("tokclf.inference.predictor", "predict"),
+    "Predictor": ("tokclf.inference.predictor", "Predictor"),
     "TokclfError": ("tokclf.core.errors", "TokclfError"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tokclf.api import evaluate, validate
-    from tokclf.data.ingest import load_labelled_data
     from tokclf.core.errors import TokclfError
     from tokclf.core.params import TokenClassificationParams
-    from tokclf.inference.predictor import predict
+    from tokclf.data.ingest import load_labelled_data
+    from tokclf.data.validation import validate
+    from tokclf.evaluation.scoring import evaluate
+    from tokclf.inference.predictor import Predictor, predict
     from tokclf.training.run import train
 
 

@@ -30,8 +30,11 @@ def _quiet_loading(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tokclf.inference.predictor import Predictor, output_format_for, read_inputs, score_records, write_records
     from tokclf.core.fileio import write_json
+    from tokclf.evaluation.scoring import score_records
+    from tokclf.inference.inputs import read_inputs
+    from tokclf.inference.outputs import output_format_for, write_records
+    from tokclf.inference.predictor import Predictor
 
     if args.input is not None and args.texts:
         raise TokclfError("give texts as arguments or --input, not both", fix="tokclf predict --model M --input FILE")
@@ -87,6 +90,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from tokclf.core.extras import require
+
+    require("fastapi", "uvicorn", feature="`tokclf serve`")
     from tokclf.inference.serve import ServeSettings, serve
 
     _quiet_loading(args)

@@ -111,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from tokclf.api import validate
+    from tokclf.data.validation import validate
 
     values = collect_params(args, DATA_KEYS)
     if "data_path" not in values:
@@ -138,7 +138,7 @@ def report_text(report: Any) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tokclf.api import evaluate
+    from tokclf.evaluation.scoring import evaluate
 
     extra: dict[str, Any] = {}
     for key in ("conll_token_column", "conll_tag_column", "conllu_tag"):

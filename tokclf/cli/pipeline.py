@@ -23,7 +23,17 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from tokclf.pipeline import stages as S
+    from tokclf.pipeline.paths import (
+        EVALUATION,
+        FEATURES,
+        METRICS,
+        PLOTS,
+        PREPARED,
+        PUBLISH,
+        RAW,
+        VALIDATED,
+        VALIDATION_REPORT,
+    )
 
     p = subparsers.add_parser(
         "stage", help="run one pipeline stage (what dvc.yaml calls): ingest, validate, tokenize, train, evaluate, publish",
@@ -38,65 +48,66 @@ def register(subparsers: Any) -> None:
         return sp
 
     sp = add("ingest", "data source -> data/raw (copy) + data/prepared (normalised)")
-    sp.add_argument("--raw", default=S.RAW)
-    sp.add_argument("--out", default=S.PREPARED)
+    sp.add_argument("--raw", default=RAW)
+    sp.add_argument("--out", default=PREPARED)
 
     sp = add("validate", "check the data; exit 1 on hard errors (the report is written either way)")
-    sp.add_argument("--data", default=S.PREPARED)
-    sp.add_argument("--out", default=S.VALIDATED)
-    sp.add_argument("--report", default=S.VALIDATION_REPORT)
+    sp.add_argument("--data", default=PREPARED)
+    sp.add_argument("--out", default=VALIDATED)
+    sp.add_argument("--report", default=VALIDATION_REPORT)
 
     sp = add("tokenize", "validated data -> aligned model features")
-    sp.add_argument("--data", default=S.VALIDATED)
-    sp.add_argument("--out", default=S.FEATURES)
+    sp.add_argument("--data", default=VALIDATED)
+    sp.add_argument("--out", default=FEATURES)
 
     sp = add("train", "fine-tune on the features; writes the model folder")
-    sp.add_argument("--data", default=S.VALIDATED)
-    sp.add_argument("--features", default=S.FEATURES)
-    sp.add_argument("--report", default=S.VALIDATION_REPORT)
+    sp.add_argument("--data", default=VALIDATED)
+    sp.add_argument("--features", default=FEATURES)
+    sp.add_argument("--report", default=VALIDATION_REPORT)
     sp.add_argument("--out", help="model folder (default: project_name)")
 
     sp = add("evaluate", "score the model; metrics.json, per-type scores, plot data and PNGs")
     sp.add_argument("--model", help="model folder (default: project_name)")
-    sp.add_argument("--data", default=S.VALIDATED)
-    sp.add_argument("--features", default=S.FEATURES)
-    sp.add_argument("--metrics", default=S.METRICS)
-    sp.add_argument("--details", default=S.EVALUATION)
-    sp.add_argument("--plots", default=S.PLOTS)
+    sp.add_argument("--data", default=VALIDATED)
+    sp.add_argument("--features", default=FEATURES)
+    sp.add_argument("--metrics", default=METRICS)
+    sp.add_argument("--details", default=EVALUATION)
+    sp.add_argument("--plots", default=PLOTS)
 
     sp = add("publish", "push the model to the Hub when push_to_hub is true (else a recorded no-op)")
     sp.add_argument("--model", help="model folder (default: project_name)")
-    sp.add_argument("--out", default=S.PUBLISH)
+    sp.add_argument("--out", default=PUBLISH)
     sp.add_argument("--retries", type=int, default=3, help="retries on transient Hub errors, with backoff")
 
     sp = sub.add_parser("plots", help="draw the PNGs again from the plot data in reports/plots")
-    sp.add_argument("--plots", default=S.PLOTS)
+    sp.add_argument("--plots", default=PLOTS)
     sp.set_defaults(func=cmd_plots)
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from tokclf.pipeline import stages as S
     from tokclf.core.errors import ValidationFailed
+    from tokclf.pipeline import stages
+    from tokclf.pipeline.paths import load_params
 
-    params = S.load_params(args.config)
+    params = load_params(args.config)
     name = args.stage_name
     try:
         if name == "ingest":
-            result = S.ingest(params, raw_dir=args.raw, out_dir=args.out)
+            result = stages.ingest(params, raw_dir=args.raw, out_dir=args.out)
         elif name == "validate":
-            result = S.validate(params, data_dir=args.data, out_dir=args.out, report_path=args.report)
+            result = stages.validate(params, data_dir=args.data, out_dir=args.out, report_path=args.report)
         elif name == "tokenize":
-            result = S.tokenize(params, data_dir=args.data, out_dir=args.out)
+            result = stages.tokenize(params, data_dir=args.data, out_dir=args.out)
         elif name == "train":
-            result = S.train(params, data_dir=args.data, features_dir=args.features, report_path=args.report,
+            result = stages.train(params, data_dir=args.data, features_dir=args.features, report_path=args.report,
                              out_dir=args.out or params.project_name)
             result = {k: v for k, v in result.items() if k != "metrics"}
         elif name == "evaluate":
-            result = S.evaluate(params, model_dir=args.model or params.project_name, data_dir=args.data,
+            result = stages.evaluate(params, model_dir=args.model or params.project_name, data_dir=args.data,
                                 features_dir=args.features, metrics_path=args.metrics, details_path=args.details,
                                 plots_dir=args.plots)
         elif name == "publish":
-            result = S.publish(params, model_dir=args.model or params.project_name, out_path=args.out,
+            result = stages.publish(params, model_dir=args.model or params.project_name, out_path=args.out,
                                retries=max(0, args.retries))
         else:  # pragma: no cover - argparse restricts the names
             raise AssertionError(name)

@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Create the repo USERNAME/NAME (private by default) and upload the model folder, unless the model "
             "already there has a higher validation F1 (minus --tolerance); --force-publish overrides. The token "
-            "comes from --token, HF_TOKEN, --hub-token-secret (a Prefect Secret block) or `hf auth login`, "
+            "comes from --token, HF_TOKEN or `hf auth login`, "
             "and is never written anywhere. HF_ENDPOINT selects another Hub endpoint."
         ),
     )
@@ -25,7 +25,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--username", help="Hub user or organisation (default: the run's username)")
     p.add_argument("--repo-name", help="repo name (default: the run's project_name, last part)")
     p.add_argument("--token", help="Hub token with write access (prefer HF_TOKEN: command lines show in `ps`)")
-    p.add_argument("--hub-token-secret", help="name of a Prefect Secret block holding the token")
     p.add_argument("--private", action=argparse.BooleanOptionalAction, default=True,
                    help="create the repo private (default) or public; an existing repo keeps its visibility")
     p.add_argument("--force-publish", action="store_true", help="publish even if the quality gate says no")
@@ -54,7 +53,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not 0 <= args.tolerance <= 1:
         raise TokclfError(f"--tolerance {args.tolerance} is outside 0..1", where="publish",
                           fix="give the F1 drop allowed on the 0-1 scale, e.g. 0.01 for one point.")
-    token = resolve_token(args.token, secret_block=args.hub_token_secret)
+    token = resolve_token(args.token)
     result = publish(
         model_dir, repo_id=f"{username}/{name}", token=token, private=args.private, tolerance=args.tolerance,
         force=args.force_publish, endpoint=args.endpoint, retries=max(0, args.retries),

@@ -1,8 +1,15 @@
-"""Write outputs to a temporary folder and move them into place only when everything succeeded.
+"""Write outputs so that nothing half-written is ever seen, with the user's file permissions.
 
-A failed or interrupted run must never leave a half-written model where a good one (or nothing)
-was before. The staging folder is a hidden sibling of the target so the final rename stays on one
-file system (atomic for the folder swap).
+One mechanism for every file and folder tokclf writes:
+- `atomic_file(path)`: a temporary file beside `path`, renamed over it when the block succeeds and
+  removed when it fails (`write_json` and `write_text` are built on it);
+- `staged_dir(target)`: a temporary sibling folder that replaces `target` only when the block
+  succeeds (model folders, pipeline stage outputs, ONNX exports), with `check_target` refusing to
+  replace a folder tokclf did not write.
+The staging folder is a hidden sibling of the target so the final rename stays on one file system.
+`tempfile` creates files 0600 and folders 0700 (private to the process); what tokclf leaves behind
+gets the modes an ordinary `open()`/`mkdir` would give under the user's umask, so a teammate on the
+same machine can read a model folder when the umask allows it.
 """
 
 from __future__ import annotations
@@ -15,12 +22,72 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tokclf.core.errors import TokclfError
 
 # A folder holding this file was written by tokclf and may be replaced by a new run.
 MARKER = "training_params.json"
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (/proc/self/status),
+    else through os.umask (set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~current_umask()
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside `path` ("w" text, UTF-8, "\\n" line ends; or "wb"); it replaces
+    `path` with the user's umask mode only when the block succeeds."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_file mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, file_mode())
+        if mode == "w":
+            fh: IO[Any] = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        else:
+            fh = os.fdopen(fd, "wb")
+        with fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomic text write (UTF-8)."""
+    with atomic_file(path) as fh:
+        fh.write(text)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomic JSON write (indented, UTF-8, a final newline)."""
+    with atomic_file(path) as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
+        fh.write("\n")
 
 
 def check_target(target: Path, *, marker: str = MARKER, what: str = "written by tokclf") -> None:
@@ -35,14 +102,21 @@ def check_target(target: Path, *, marker: str = MARKER, what: str = "written by 
         )
 
 
+def make_staging_dir(target: Path, tag: str = "tmp") -> Path:
+    """A new hidden sibling folder of `target` (`.NAME.TAG-xxxx`) with the user's umask mode."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{tag}-", dir=target.parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
+
+
 @contextlib.contextmanager
 def staged_dir(target: str | Path, *, marker: str = MARKER, what: str = "written by tokclf") -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces `target`, on error it is removed.
     `marker`/`what`: see check_target (model folders, pipeline stage outputs, ONNX exports)."""
     target = Path(target).expanduser().resolve()
     check_target(target, marker=marker, what=what)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = make_staging_dir(target)
     try:
         yield tmp
     except BaseException:
@@ -61,19 +135,3 @@ def swap_into_place(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Atomic JSON write: temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from tokclf.core.errors import EnvironmentProblem
+from tokclf.core.errors import EnvironmentProblem, TokclfError
 
 log = logging.getLogger("tokclf")
 
@@ -64,3 +64,29 @@ def device() -> str:
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size) under torchrun / `accelerate launch` (RANK, WORLD_SIZE), else (0, 1)."""
     return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(mixed_precision: str | None, *, backend: str = "pytorch") -> str | None:
+    """"auto" -> "bf16" where the hardware runs it natively (CPU with AVX512-BF16/AMX, or a GPU
+    with bf16), else None (fp32). "fp32"/"none"/None -> None. Others are checked by
+    `tokclf.core.hardware.check_precision`."""
+    value = None if mixed_precision in (None, "none", "fp32") else mixed_precision
+    if value not in (None, "auto", "bf16", "fp16"):
+        raise TokclfError(f"mixed_precision={mixed_precision!r} is not one of {', '.join(PRECISIONS)}",
+                          where="mixed_precision", fix="use auto, fp32, bf16 or fp16.")
+    if backend == "onnx":
+        if value not in (None, "auto"):
+            log.warning("mixed_precision=%s ignored: an ONNX model runs in its exported precision", value)
+        return None
+    if value == "auto":
+        if has_cuda():
+            import torch
+
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_native_bf16() else None
+    check_precision(value)
+    return value
+

@@ -15,13 +15,24 @@ Two spec options no longer exist upstream in transformers 5 and are mapped (see
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tokclf.core.errors import ParamsError
 
+# The split a validation_split_ratio carves from train (tokclf.data.ingest names it so).
+CARVED_VALIDATION_SPLIT = "validation"
 # Keys never written to disk or logs (see `public_dict`).
 SECRET_KEYS = frozenset({"token"})
 
@@ -118,9 +129,6 @@ class TokenClassificationParams(BaseModel):
         "(F1 on the 0-1 scale of metrics.json: 0.01 = one F1 point).",
     )
     force_publish: bool = Field(default=False, description="Publish even when the quality gate would skip.")
-    hub_token_secret: str | None = Field(
-        default=None, description="Name of a Prefect Secret block holding the Hub token (used when token is not given).",
-    )
 
     # --- logging -----------------------------------------------------------------------------------
     log: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
@@ -172,8 +180,20 @@ class TokenClassificationParams(BaseModel):
         return self
 
     # --- helpers -------------------------------------------------------------------------------------
-    def has_validation(self) -> bool:
-        return self.valid_split is not None or self.validation_split_ratio is not None
+    def validation_split(self) -> str | None:
+        """Name of the validation split: `valid_split`, or the split that `validation_split_ratio`
+        carves from train (CARVED_VALIDATION_SPLIT), or None."""
+        if self.valid_split is not None:
+            return self.valid_split
+        return CARVED_VALIDATION_SPLIT if self.validation_split_ratio is not None else None
+
+    def split_roles(self, available: Iterable[str]) -> tuple[str, str | None, str | None]:
+        """(train, validation, test) split names, validation and test None when `available` (the
+        data's splits) lacks them."""
+        present = set(available)
+        valid = self.validation_split()
+        test = self.test_split
+        return self.train_split, valid if valid in present else None, test if test in present else None
 
     def public_dict(self) -> dict[str, Any]:
         """Parameters safe to write (training_params.json, cards, logs): the token is dropped."""

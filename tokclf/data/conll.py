@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokclf.core.errors import DataError
 from tokclf.data.labels import RawSplit
 from tokclf.data.tabular import read_text
-from tokclf.core.errors import DataError
 
 DOCSTART = "-DOCSTART-"
 CONLLU_COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")

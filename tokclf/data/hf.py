@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tokclf.core.errors import DataError
 from tokclf.data.labels import RawSplit
 from tokclf.data.tabular import check_record, missing_column
-from tokclf.core.errors import DataError
 
 # Files `save_to_disk` writes: a DatasetDict has dataset_dict.json, a Dataset has the other two.
 SAVED_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")

@@ -23,11 +23,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tokclf.core.columns import DOCUMENT, LINE, TAGS, TOKENS
+from tokclf.core.errors import DataError
+from tokclf.core.params import CARVED_VALIDATION_SPLIT
+from tokclf.core.resources import resolve_data_path
 from tokclf.data import conll, hf, tabular
 from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
-from tokclf.data.types import DOCUMENT, LINE, TAGS, TOKENS, LabelledData
-from tokclf.core.errors import DataError
-from tokclf.core.resources import resolve_data_path
+from tokclf.data.types import LabelledData
 
 CONLL_EXTENSIONS = frozenset({".txt", ".conll", ".iob", ".iob2", ".bio", ".tsv"})
 TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {
@@ -210,10 +212,11 @@ def load_labelled_data(
         if valid_split is not None:
             notes.append(f"validation_split_ratio ignored: the data has the {valid_split!r} split.")
         else:
-            splits[train_split], splits["validation"] = _carve(splits[train_split], validation_split_ratio, seed,
-                                                               sources[train_split])
-            sources["validation"], units["validation"] = sources[train_split], units[train_split]
-            notes.append(f"validation: {len(splits['validation'])} sentences carved from {train_split!r} "
+            splits[train_split], splits[CARVED_VALIDATION_SPLIT] = _carve(
+                splits[train_split], validation_split_ratio, seed, sources[train_split])
+            sources[CARVED_VALIDATION_SPLIT] = sources[train_split]
+            units[CARVED_VALIDATION_SPLIT] = units[train_split]
+            notes.append(f"validation: {len(splits[CARVED_VALIDATION_SPLIT])} sentences carved from {train_split!r} "
                          f"(ratio {validation_split_ratio}, seed {seed}).")
 
     return LabelledData(splits=splits, label_names=plan.names, sources=sources, units=units,

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.errors import DataError
-
-OUTSIDE = "O"
+from tokclf.data.schemes import OUTSIDE
 
 
 @dataclass

@@ -19,8 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tokclf.data.labels import RawSplit
 from tokclf.core.errors import DataError
+from tokclf.data.labels import RawSplit
 
 LIST_FIX = "write each cell as a list literal, e.g. \"['John', 'Smith']\" and \"[1, 0]\" (or \"['B-PER', 'O']\")."
 

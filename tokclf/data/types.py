@@ -5,14 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Column names inside a normalised DatasetDict (whatever the user's columns were called).
-TOKENS = "tokens"
-TAGS = "tags"
-# 1-based line (column files, JSONL) or row (CSV, Parquet, HF datasets: 1-based record index)
-# where the sentence starts in its source, so every problem can name its place.
-LINE = "line"
-# 0-based document index inside the split (CoNLL -DOCSTART- boundaries); 0 when the format has none.
-DOCUMENT = "document"
+from tokclf.core.columns import TAGS
 
 
 @dataclass

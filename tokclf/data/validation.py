@@ -12,16 +12,15 @@ plus the word number (1-based) when it concerns one word.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tokclf.data.types import LINE, TAGS, TOKENS, LabelledData
+from tokclf.core.columns import LINE, TAGS, TOKENS
 from tokclf.core.errors import ValidationFailed
+from tokclf.data.schemes import is_iob2
+from tokclf.data.types import LabelledData
 
 # Problems of one kind in one split kept individually; the rest are counted in a summary line,
 # so a file with a systematic defect gives a readable report, not 100k lines.
@@ -69,18 +68,10 @@ class ValidationReport:
         }
 
     def write_json(self, path: str | Path) -> None:
-        """Atomic: a reader never sees half a report (temp file in the same folder, then rename)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2, ensure_ascii=False)
-                fh.write("\n")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Atomic: a reader never sees half a report."""
+        from tokclf.core.fileio import write_json
+
+        write_json(path, self.to_dict())
 
     def raise_for_errors(self, report_path: str | None = None) -> None:
         if self.errors:
@@ -110,13 +101,6 @@ class _Collector:
                                       f"({n} in all)", split, sources.get(split, split)))
         return self.report
 
-
-def looks_bio(names: list[str] | None) -> bool:
-    """IOB2/BIO labels: every name is O, B-X or I-X, and some are B-/I-."""
-    if not names:
-        return False
-    tagged = [n for n in names if n != "O"]
-    return bool(tagged) and all(n[:2] in ("B-", "I-") and len(n) > 2 for n in tagged)
 
 
 def stray_inside(tags: list[str]) -> list[int]:
@@ -198,7 +182,7 @@ def _check_unseen(data: LabelledData, cols: dict[str, Cols], train_split: str, o
 
 def _check_bio(data: LabelledData, cols: dict[str, Cols], repair: bool, out: _Collector) -> tuple[LabelledData, int]:
     names = data.label_names
-    if not looks_bio(names):
+    if not is_iob2(names):
         return data, 0
     assert names is not None
     new_names = list(names)
@@ -353,3 +337,39 @@ def validate_data(
             for split in data.splits:
                 per_split[split]["subwords"] = _subword_stats(split, cols[split], data, tokenizer, max_seq_length, out)
     return data, out.finish(data.sources)
+
+
+def validate(
+    data_path: str,
+    *,
+    model: str | None = None,
+    max_seq_length: int = 128,
+    train_split: str = "train",
+    valid_split: str | None = None,
+    test_split: str | None = "test",
+    repair_bio: bool = False,
+    report_path: str | Path | None = None,
+    **data_kwargs: Any,
+) -> Any:
+    """Read and validate data; returns the ValidationReport (hard errors are in `.errors`).
+
+    With `model`, its tokenizer also counts the sentences longer than `max_seq_length`.
+    """
+    from tokclf.data.ingest import load_labelled_data
+
+    data = load_labelled_data(
+        data_path, train_split=train_split, valid_split=valid_split, test_split=test_split, **data_kwargs
+    )
+    tokenizer = None
+    if model is not None:
+        from tokclf.core.resources import resolve_model_path
+        from tokclf.text.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(resolve_model_path(model))
+    _, report = validate_data(
+        data, train_split=train_split, valid_split=valid_split, test_split=test_split,
+        repair_bio=repair_bio, tokenizer=tokenizer, max_seq_length=max_seq_length,
+    )
+    if report_path is not None:
+        report.write_json(report_path)
+    return report

@@ -5,24 +5,13 @@ seqeval is imported inside the functions: the CLI starts without paying for it.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections import Counter
 from typing import Any, Sequence
 
-# B-X / I-X (IOB1, IOB2), E-X / S-X (IOBES), L-X / U-X (BILOU): a prefix, a dash and a type.
-_PREFIXED = re.compile(r"^[BIESLU]-.+$")
-OUTSIDE = "O"
+from tokclf.data.schemes import as_iobes, entity_types, is_bio
 
-
-def is_bio(label_names: Sequence[str] | None) -> bool:
-    """True when the labels describe spans: every label is "O" or a B-/I-/E-/S-/L-/U- prefix plus
-    a type, and at least one is not "O". POS tags, chunk-free tag sets and unnamed ids are not."""
-    if not label_names:
-        return False
-    if not all(name == OUTSIDE or _PREFIXED.match(name) for name in label_names):
-        return False
-    return any(name != OUTSIDE for name in label_names)
+__all__ = ["compute_metrics", "is_bio"]
 
 
 def compute_metrics(
@@ -73,7 +62,7 @@ def compute_metrics(
 def _entity_scores(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]], names: Sequence[str]) -> dict[str, Any]:
     from seqeval.metrics.sequence_labeling import get_entities
 
-    bio_names = [_as_iobes(n) for n in names]
+    bio_names = [as_iobes(n) for n in names]
     with warnings.catch_warnings():
         # seqeval warns on tags it does not know; ours passed is_bio, so silence any noise.
         warnings.simplefilter("ignore")
@@ -85,7 +74,7 @@ def _entity_scores(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]],
     gold_count = Counter(t for t, _, _ in gold_entities)
     pred_count = Counter(t for t, _, _ in pred_entities)
 
-    types = list(dict.fromkeys(n[2:] for n in names if n != OUTSIDE))
+    types = entity_types(names)
     types += sorted((set(gold_count) | set(pred_count)) - set(types))
     per_type = {t: _prf(hits[t], pred_count[t], gold_count[t]) for t in types}
     overall = _prf(sum(hits.values()), len(pred_entities), len(gold_entities))
@@ -117,14 +106,6 @@ def _prf(hits: int, predicted: int, actual: int) -> dict[str, Any]:
 def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else 0.0
 
-
-def _as_iobes(name: str) -> str:
-    # seqeval's default mode knows B, I, E, S; BILOU's L (last) and U (unit) are E and S.
-    if name.startswith("L-"):
-        return "E-" + name[2:]
-    if name.startswith("U-"):
-        return "S-" + name[2:]
-    return name
 
 
 def _num_ids(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]]) -> int:

@@ -59,6 +59,9 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
 
 def render_pngs(folder: str | Path, *, title_suffix: str = "") -> list[Path]:
     """Draw training_curves.png, per_type_f1.png and confusion.png from the data files in `folder`."""
+    from tokclf.core.extras import require
+
+    require("matplotlib", feature="drawing the evaluation plots")
     import matplotlib
 
     matplotlib.use("Agg", force=True)

@@ -1,18 +1,20 @@
 """Score a model on a split of normalised sentences: word level, all windows merged.
 
-Predictions are taken at each word's first subword, in the window where the word sits farthest
-from an edge, then scored with seqeval at the entity level (BIO labels) or per tag (POS-style
-labels). Subword pieces are never scored.
+Predictions come from the inference room's one batched forward pass (`tokclf.inference.forward`:
+each word's first subword, in the window where the word sits farthest from an edge) and its one
+decoder (`tokclf.inference.decoding`), then are scored with seqeval at the entity level (BIO
+labels) or per tag (POS-style labels). Subword pieces are never scored.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokclf.data.types import TAGS
+from tokclf.core.columns import TAGS
+from tokclf.inference.forward import DEFAULT_MAX_BATCH, DEFAULT_TOKEN_BUDGET
 
 log = logging.getLogger("tokclf")
 
@@ -24,24 +26,34 @@ def predict_words(
     *,
     max_seq_length: int,
     stride: int,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_MAX_BATCH,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
     mixed_precision: str | None = None,
     features: Any = None,
 ) -> list[list[int]]:
-    """One predicted label id per word of every sentence."""
-    from tokclf.text.features import merge_word_predictions, tokenize_split
-    from tokclf.inference.forward import predict_token_ids
+    """One predicted label id per word of every sentence (a PyTorch model, in eval mode for the
+    pass and back to its previous mode afterwards). `features`: the split already tokenized with
+    the same settings (the pipeline's tokenize stage, or the run's validation features)."""
+    from tokclf.inference.backends import TorchBackend
+    from tokclf.inference.decoding import decode
+    from tokclf.inference.forward import word_probabilities
+    from tokclf.text.features import tokenize_split
 
     if features is None:
         features = tokenize_split(
             sentences, tokenizer, max_seq_length=max_seq_length, stride=stride,
             strategy="first", label_names=None, with_labels=False,
         )
-    token_ids = predict_token_ids(
-        model, features, batch_size=batch_size, mixed_precision=mixed_precision,
-        pad_token_id=tokenizer.pad_token_id or 0,
-    )
-    return merge_word_predictions(features, token_ids, len(sentences))
+    was_training = model.training
+    model.eval()
+    try:
+        chosen, probs = word_probabilities(
+            TorchBackend(model, mixed_precision), features, len(sentences), token_budget=token_budget,
+            max_batch=batch_size, pad_token_id=tokenizer.pad_token_id or 0,
+        )
+    finally:
+        model.train(was_training)
+    return [decode(p)[0].tolist() for p in chosen.split(probs)]
 
 
 def score_sentences(
@@ -51,6 +63,7 @@ def score_sentences(
     label_names: list[str] | None,
     **kwargs: Any,
 ) -> dict[str, Any]:
+    """`compute_metrics` of `predict_words` against the split's gold tags."""
     from tokclf.evaluation.metrics import compute_metrics
 
     pred = predict_words(model, tokenizer, sentences, **kwargs)
@@ -68,32 +81,69 @@ def flat_scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     return out
 
 
-def load_trained(model_dir: str | Path) -> tuple[Any, Any, list[str] | None, dict[str, Any]]:
-    """Model, tokenizer, label names and the run's saved params (if any) from a tokclf output."""
-    from transformers import AutoModelForTokenClassification
+def score_records(records: Sequence[Any], label_names: Sequence[str]) -> dict[str, Any] | None:
+    """`compute_metrics` of predicted vs gold tags of prediction records (those that have gold),
+    the way `tokclf evaluate` scores; None when no record has gold tags."""
+    from tokclf.evaluation.metrics import compute_metrics
 
-    from tokclf.core.errors import TokclfError
-    from tokclf.core.hardware import device
-    from tokclf.core.resources import resolve_model_path
-    from tokclf.text.tokenizer import load_tokenizer
+    with_gold = [r for r in records if r.gold is not None]
+    if not with_gold:
+        return None
+    names = list(label_names)
+    extra = sorted({t for r in with_gold for t in r.gold or []} - set(names))
+    names += extra
+    index = {n: i for i, n in enumerate(names)}
+    gold = [[index[t] for t in r.gold or []] for r in with_gold]
+    pred = [[index[t] for t in r.tags] for r in with_gold]
+    metrics = compute_metrics(gold, pred, names)
+    if extra:
+        metrics["note_gold_tags"] = f"gold tags the model does not have: {', '.join(extra)}"
+    return metrics
 
-    path = resolve_model_path(str(model_dir))
-    try:
-        model = AutoModelForTokenClassification.from_pretrained(path)
-    except OSError as exc:
-        raise TokclfError(
-            f"cannot load a token-classification model from {model_dir!r}: {exc}",
-            fix="pass the folder a `tokclf train` run wrote (its --project-name), or a Hub model id.",
-        ) from None
-    tokenizer = load_tokenizer(path)
-    model.to(device())
-    id2label = getattr(model.config, "id2label", None) or {}
-    names = [id2label[i] for i in range(len(id2label))] if id2label else None
-    # transformers fills LABEL_0.. when a model was saved without names: treat as unnamed.
-    if names and all(n == f"LABEL_{i}" for i, n in enumerate(names)):
-        names = None
-    saved: dict[str, Any] = {}
-    params_file = Path(path) / "training_params.json"
-    if params_file.is_file():
-        saved = json.loads(params_file.read_text(encoding="utf-8"))
-    return model, tokenizer, names, saved
+
+def evaluate(
+    model_dir: str | Path,
+    data_path: str,
+    *,
+    split: str = "test",
+    tokens_column: str = "tokens",
+    tags_column: str = "tags",
+    max_samples: int | None = None,
+    batch_size: int = DEFAULT_MAX_BATCH,
+    mixed_precision: str | None = None,
+    max_seq_length: int | None = None,
+    stride: int | None = None,
+    output: str | Path | None = None,
+    **data_kwargs: Any,
+) -> dict[str, Any]:
+    """Score a trained model on one split of any data tokclf reads; word level, windows merged.
+
+    String tags are mapped through the model's own label names, so a tag the model does not know
+    is an error naming its place. `max_seq_length`/`stride` default to the training run's values;
+    `batch_size` caps the rows of a batch (the forward pass also caps its tokens).
+    """
+    from tokclf.core.fileio import write_json
+    from tokclf.core.hardware import check_precision
+    from tokclf.data.ingest import load_labelled_data
+    from tokclf.evaluation.metrics import compute_metrics
+    from tokclf.inference.loading import load_trained
+
+    check_precision(mixed_precision)
+    model, tokenizer, label_names, saved = load_trained(model_dir)
+    data = load_labelled_data(
+        data_path, tokens_column=tokens_column, tags_column=tags_column, train_split=split,
+        valid_split=None, test_split=None, max_samples=max_samples, label_names=label_names, **data_kwargs,
+    )
+    sentences = data.splits[split]
+    pred = predict_words(
+        model, tokenizer, sentences,
+        max_seq_length=max_seq_length or int(saved.get("max_seq_length", 128)),
+        stride=stride if stride is not None else int(saved.get("stride", 32)),
+        batch_size=batch_size, mixed_precision=mixed_precision,
+    )
+    metrics = compute_metrics(sentences[TAGS], pred, label_names)
+    metrics["split"] = split
+    metrics["source"] = data.sources.get(split, split)
+    if output is not None:
+        write_json(output, metrics)
+    return metrics

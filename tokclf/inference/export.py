@@ -27,18 +27,18 @@ TorchScript one is unavailable.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
 from tokclf.core.errors import EnvironmentProblem, TokclfError
-from tokclf.core.fileio import check_target, staged_dir
+from tokclf.core.extras import require
+from tokclf.core.fileio import check_target, staged_dir, write_json
+from tokclf.inference.loading import ONNX_MANIFEST
 
 log = logging.getLogger("tokclf")
 
-MANIFEST = "tokclf_export.json"
 FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}
 DEFAULT_OPSET = 17
 _SAMPLE = [
@@ -63,11 +63,12 @@ def export_model(
         raise TokclfError(f"quantization {quantize!r} is not supported", where="--quantize", fix="use --quantize int8.")
     quantize = None if quantize == "none" else quantize
     target = Path(output_dir).expanduser().resolve()
-    check_target(target, marker=MANIFEST, what="a tokclf export")
+    check_target(target, marker=ONNX_MANIFEST, what="a tokclf export")
+    require("onnx", "onnxruntime", feature="ONNX export")
 
     import torch
 
-    from tokclf.evaluation.scoring import load_trained
+    from tokclf.inference.loading import load_trained
 
     model, tokenizer, names, saved = load_trained(str(model_dir))
     model = model.to("cpu").eval()
@@ -89,12 +90,12 @@ def export_model(
             return self.inner(**dict(zip(input_names, args))).logits
 
     wrapper = LogitsOnly(model).eval()
-    with staged_dir(target, marker=MANIFEST, what="a tokclf export") as tmp:
+    with staged_dir(target, marker=ONNX_MANIFEST, what="a tokclf export") as tmp:
         exporter = _export_onnx(wrapper, example_inputs, input_names, tmp / FILES["fp32"], opset)
         tokenizer.save_pretrained(str(tmp))
         model.config.save_pretrained(str(tmp))
         labels = {"id2label": {str(i): n for i, n in id2label.items()}, "label2id": {n: i for i, n in id2label.items()}}
-        (tmp / "labels.json").write_text(json.dumps(labels, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(tmp / "labels.json", labels)
         files = {"fp32": FILES["fp32"]}
         if quantize == "int8":
             _quantize_int8(tmp / FILES["fp32"], tmp / FILES["int8"])
@@ -121,7 +122,7 @@ def export_model(
             "check": checks,
             "versions": _versions(),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(tmp / ONNX_MANIFEST, manifest)
     manifest["output_dir"] = str(target)
     return manifest
 

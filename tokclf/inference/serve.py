@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.requests import Request  # module level: FastAPI resolves endpoint annotations here
+from starlette.requests import (
+    Request,  # module level: FastAPI resolves endpoint annotations here
+)
 
 log = logging.getLogger("tokclf")
 
@@ -209,7 +211,7 @@ def create_app(predictor: Any, settings: ServeSettings | None = None) -> Any:
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from tokclf.inference.predictor import PredictionInput
+    from tokclf.inference.records import PredictionInput
 
     settings = settings or ServeSettings()
     batcher = Batcher(predictor, settings)
@@ -346,7 +348,8 @@ def serve(
     """Load the model, then serve it until interrupted (Ctrl-C)."""
     import uvicorn
 
-    from tokclf.inference.predictor import DEFAULT_TOKEN_BUDGET, Predictor
+    from tokclf.inference.forward import DEFAULT_TOKEN_BUDGET
+    from tokclf.inference.predictor import Predictor
 
     predictor = Predictor(model, mixed_precision=mixed_precision, token_budget=token_budget or DEFAULT_TOKEN_BUDGET)
     predictor.predict(["warm up ."])

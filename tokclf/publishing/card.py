@@ -20,8 +20,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tokclf.data.types import TAGS, TOKENS, LabelledData
+from tokclf.core.columns import TAGS, TOKENS
 from tokclf.core.params import TokenClassificationParams
+from tokclf.data.types import LabelledData
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 MAX_WARNINGS_SHOWN = 10
@@ -94,9 +95,7 @@ def split_roles(metrics: dict[str, Any], params: TokenClassificationParams, data
     def present(name: str | None) -> str | None:
         return name if name is not None and name in data.splits else None
 
-    valid = (metrics.get("validation") or {}).get("split") or params.valid_split
-    if valid is None and params.validation_split_ratio is not None:
-        valid = "validation"
+    valid = (metrics.get("validation") or {}).get("split") or params.validation_split()
     test = (metrics.get("test") or {}).get("split") or params.test_split
     return {"train": present(params.train_split), "validation": present(valid), "test": present(test)}
 

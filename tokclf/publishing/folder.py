@@ -8,9 +8,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from tokclf.data.types import TOKENS, LabelledData
-from tokclf.core.params import TokenClassificationParams
+from tokclf.core.columns import TOKENS
 from tokclf.core.fileio import write_json
+from tokclf.core.params import TokenClassificationParams
+from tokclf.data.types import LabelledData
 
 
 def versions() -> dict[str, str]:

@@ -16,7 +16,7 @@ Steps (all through huggingface_hub's HfApi, whose endpoint is `HF_ENDPOINT` or `
    every file's git/LFS hash with the local file (`verify_repo_checksums`).
 
 Errors: `HubAuthError` (401/403, a missing token: not retryable), `HubTransientError` (5xx, 429,
-connection errors, a failed verification: retryable, e.g. by a Prefect task's retries),
+connection errors, a failed verification: retryable, e.g. by the pipeline's publish task retries),
 `HubError` (other refusals: bad request, offline mode). The local folder is never modified. The
 token is never logged, never written, and removed from every error message.
 """
@@ -67,16 +67,6 @@ def is_retryable(exc: BaseException | None) -> bool:
     return isinstance(exc, HubTransientError)
 
 
-def prefect_retry_condition(task: Any, task_run: Any, state: Any) -> bool:
-    """`retry_condition_fn` for the Prefect publish task: retry transient Hub errors only.
-
-    @task(retries=3, retry_delay_seconds=[10, 30, 90], retry_condition_fn=prefect_retry_condition)
-    """
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception:  # noqa: BLE001 - a state we cannot read is not a transient Hub error
-        return False
-    return is_retryable(exc)
 
 
 # --- result -------------------------------------------------------------------------------------------
@@ -113,35 +103,13 @@ def redact(text: str, token: str | None) -> str:
     return text
 
 
-def load_prefect_secret(block_name: str) -> str:
-    """The value of a Prefect Secret block (needs a reachable Prefect API)."""
-    try:
-        from prefect.blocks.system import Secret
-    except ImportError:  # pragma: no cover - prefect is a dependency
-        raise HubAuthError("hub_token_secret is set but Prefect is not installed", where="hub_token_secret",
-                           fix="pip install prefect, or pass the token with --token / HF_TOKEN.") from None
-    try:
-        value = Secret.load(block_name).get()
-    except Exception as exc:  # noqa: BLE001 - Prefect raises several kinds (missing block, no API)
-        raise HubAuthError(
-            f"cannot read the Prefect Secret block {block_name!r}: {type(exc).__name__}",
-            where="hub_token_secret",
-            fix="create it (`prefect block create secret` or Secret(value=...).save(name)) and check the Prefect API "
-                "is reachable, or pass the token with --token / HF_TOKEN.",
-        ) from None
-    if not isinstance(value, str) or not value.strip():
-        raise HubAuthError(f"the Prefect Secret block {block_name!r} is empty", where="hub_token_secret",
-                           fix="store the Hub token (a string) in it.")
-    return value.strip()
 
-
-def resolve_token(explicit: str | None = None, *, secret_block: str | None = None) -> str | None:
-    """The Hub token, first found: `explicit` (--token / params.token), the named Prefect Secret block,
-    the HF_TOKEN environment variable, then huggingface_hub's saved login (`hf auth login`)."""
+def resolve_token(explicit: str | None = None) -> str | None:
+    """The Hub token, first found: `explicit` (--token / params.token; the Prefect flows pass a
+    Secret block's value here), the HF_TOKEN environment variable, then huggingface_hub's saved
+    login (`hf auth login`)."""
     if explicit and explicit.strip():
         return explicit.strip()
-    if secret_block:
-        return load_prefect_secret(secret_block)
     env = os.environ.get("HF_TOKEN", "").strip()
     if env:
         return env
@@ -158,7 +126,7 @@ def _require_token(token: str | None) -> str:
         raise HubAuthError(
             "no Hugging Face token: pushing needs a token with write access",
             where="token",
-            fix="pass --token, set HF_TOKEN, name a Prefect Secret block with hub_token_secret, or run `hf auth login`.",
+            fix="pass --token, set HF_TOKEN or run `hf auth login` (Prefect flows: the hub_token_secret parameter).",
         )
     return token
 
@@ -273,7 +241,7 @@ def hub_errors(token: str | None, repo_id: str, action: str) -> Iterator[None]:
             error = HubAuthError(
                 f"{action}: the Hub rejected the token (401 Unauthorized): {message}",
                 where=repo_id,
-                fix="check the token (--token, HF_TOKEN, the Prefect Secret block or `hf auth login`): it must be a "
+                fix="check the token (--token, HF_TOKEN or `hf auth login`): it must be a "
                     "valid Hugging Face access token with write access.",
             )
         elif status == 403:
@@ -285,7 +253,7 @@ def hub_errors(token: str | None, repo_id: str, action: str) -> Iterator[None]:
             )
         elif status is not None and (status >= 500 or status == 429):
             error = HubTransientError(f"{action}: the Hub answered {status}: {message}", where=repo_id,
-                                      fix="retry later (`tokclf publish --retries N`, or the Prefect publish task's retries); the local model folder is unchanged.")
+                                      fix="retry later (`tokclf publish --retries N`, or the pipeline's publish task retries); the local model folder is unchanged.")
         elif status is not None:
             error = HubError(f"{action}: the Hub refused the request ({status}): {message}", where=repo_id,
                              fix="see the Hub's message above.")
@@ -464,7 +432,7 @@ def publish(
     """Push `model_dir` to `repo_id` if it passes the quality gate; see the module docstring.
 
     `retries` > 0 retries HubTransientError in-process with exponential backoff (for the CLI);
-    leave it at 0 inside a Prefect task, whose own retries do the same.
+    leave it at 0 inside an orchestrator's task whose own retries do the same.
     """
     attempt = 0
     while True:
@@ -545,7 +513,7 @@ def check_publish_ready(params: Any, *, verify_token: bool = True, endpoint: str
         return
     repo_id = hub_repo_id(params)
     check_online()
-    token = _require_token(resolve_token(params.token_value(), secret_block=params.hub_token_secret))
+    token = _require_token(resolve_token(params.token_value()))
     if not verify_token:
         return
     namespace = repo_id.split("/")[0]
@@ -568,12 +536,12 @@ def publish_from_params(
     token: str | None = None,
 ) -> PublishResult:
     """Publish a finished run as `params` say: repo `username/<project_name>`, private=hub_private,
-    tolerance=publish_tolerance, force=force_publish; token from `token`, params.token, the Prefect
-    Secret block `hub_token_secret`, HF_TOKEN or the saved login (first found)."""
+    tolerance=publish_tolerance, force=force_publish; token from `token`, params.token, HF_TOKEN or
+    the saved login (first found)."""
     if not params.push_to_hub:
         return PublishResult(status="skipped", reason="push_to_hub is off", repo_id="")
     repo_id = hub_repo_id(params)
-    resolved = resolve_token(token or params.token_value(), secret_block=params.hub_token_secret)
+    resolved = resolve_token(token or params.token_value())
     return publish(
         model_dir, repo_id=repo_id, token=resolved, private=params.hub_private,
         tolerance=params.publish_tolerance, force=params.force_publish, endpoint=endpoint, retries=retries,

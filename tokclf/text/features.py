@@ -17,8 +17,9 @@ Feature columns (one row per window; a sentence that fits is one window):
     length: number of pieces (specials included), for grouping batches by length.
 Rows come in split order: example 0's windows first, left to right, then example 1's...
 
-`merge_word_predictions` / `merge_word_probabilities` go back from per-piece model output to one
-value per word of every sentence.
+`word_pieces` says which piece's model output each word takes (`tokclf.inference.forward` gathers
+exactly those); `merge_word_predictions` / `merge_word_probabilities` apply the same choice to
+whole per-piece arrays.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from __future__ import annotations
 import logging
 import sys
 import weakref
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Sequence
 
 import numpy as np
 
+from tokclf.core.columns import TAGS, TOKENS
 from tokclf.text.alignment import align_labels_flat, build_continuation_map
-from tokclf.data.types import TAGS, TOKENS
 from tokclf.text.windows import plan_windows
 
 logger = logging.getLogger(__name__)
@@ -234,14 +236,37 @@ def _fill_empty_words(words: list[str], word_ids: list[int | None], unk: str) ->
 
 
 def _progress(total: int, show: bool) -> Any:
-    from tokclf.core.progress import progress_bar
+    from tqdm import tqdm
 
-    return progress_bar(total, show, desc="Tokenizing", unit=" sentences", leave=False)
+    return tqdm(total=total, disable=not show, desc="Tokenizing", unit=" sentences", leave=False)
 
 
 # ------------------------------------------------------------------------------------------------
 # Back from pieces to words
 # ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WordPieces:
+    """For every word of every sentence that has a piece: the (row, position) of the piece whose
+    model output is the word's (see `word_pieces`).
+
+    n_words: words per example; rows, positions, flat_word: aligned arrays, one entry per word that
+    has a piece (flat_word indexes all sentences' words concatenated)."""
+
+    n_words: np.ndarray
+    rows: np.ndarray
+    positions: np.ndarray
+    flat_word: np.ndarray
+
+    @property
+    def total_words(self) -> int:
+        return int(self.n_words.sum())
+
+    def split(self, values: np.ndarray) -> list[np.ndarray]:
+        """Per-word values (all sentences concatenated) -> one array per example."""
+        bounds = np.cumsum(self.n_words)[:-1]
+        return np.split(values, bounds) if len(self.n_words) else []
 
 
 def merge_word_predictions(
@@ -250,19 +275,16 @@ def merge_word_predictions(
     """One predicted label id per word of every sentence, from per-piece predictions.
 
     token_predictions: (num_features, padded_len) label ids, rows in the order of `features`
-        (padding positions are never read).
-    Each word takes the prediction at its first piece. A word held by several windows takes it
-    from the window where the word is farthest from a cut: the score is
-    min(word - window_start, window_end - 1 - word), where a window side that is the sentence's
-    own start or end counts as no cut (infinitely far), since nothing is missing on that side.
-    Ties go to the earlier window. Returns lists indexed by example (0..num_examples-1); a word
-    with no piece at all (a tokenizer without an unknown token) gets `fill`.
+        (padding positions are never read). The piece each word reads is `word_pieces`'s.
+    Returns lists indexed by example (0..num_examples-1); a word with no piece at all (a
+    tokenizer without an unknown token) gets `fill`.
     """
     preds = np.asarray(token_predictions)
-    n_words, rows, positions, flat_word = _choose_pieces(features, num_examples, preds.shape)
-    out = np.full(int(n_words.sum()), fill, dtype=np.int64)
-    out[flat_word] = preds[rows, positions]
-    return [part.tolist() for part in _split(out, n_words)]
+    chosen = word_pieces(features, num_examples)
+    _check_shape(chosen, len(features), preds.shape)
+    out = np.full(chosen.total_words, fill, dtype=np.int64)
+    out[chosen.flat_word] = preds[chosen.rows, chosen.positions]
+    return [part.tolist() for part in chosen.split(out)]
 
 
 def merge_word_probabilities(features: Any, token_probs: Any, num_examples: int) -> list[np.ndarray]:
@@ -271,32 +293,32 @@ def merge_word_probabilities(features: Any, token_probs: Any, num_examples: int)
     probs = np.asarray(token_probs)
     if probs.ndim != 3:
         raise ValueError(f"token_probs must be (num_features, padded_len, num_labels), got shape {probs.shape}")
-    n_words, rows, positions, flat_word = _choose_pieces(features, num_examples, probs.shape[:2])
+    chosen = word_pieces(features, num_examples)
+    _check_shape(chosen, len(features), probs.shape[:2])
     k = probs.shape[2]
-    out = np.full((int(n_words.sum()), k), 1.0 / k if k else 0.0, dtype=probs.dtype if probs.dtype.kind == "f" else np.float32)
-    out[flat_word] = probs[rows, positions]
-    return _split(out, n_words)
+    out = np.full((chosen.total_words, k), 1.0 / k if k else 0.0, dtype=probs.dtype if probs.dtype.kind == "f" else np.float32)
+    out[chosen.flat_word] = probs[chosen.rows, chosen.positions]
+    return chosen.split(out)
 
 
-def _split(values: np.ndarray, n_words: np.ndarray) -> list[np.ndarray]:
-    bounds = np.cumsum(n_words)[:-1]
-    return np.split(values, bounds) if len(n_words) else []
+def _check_shape(chosen: WordPieces, num_rows: int, pred_shape: tuple[int, ...]) -> None:
+    if len(pred_shape) < 2 or pred_shape[0] != num_rows:
+        raise ValueError(f"predictions have shape {pred_shape}, expected ({num_rows}, padded_len) for {num_rows} features")
+    if chosen.positions.size and chosen.positions.max() >= pred_shape[1]:
+        raise ValueError(f"a feature has {chosen.positions.max() + 1}+ pieces but predictions only {pred_shape[1]} positions")
 
 
-def _choose_pieces(
-    features: Any, num_examples: int, pred_shape: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For every word of every sentence that has a piece: (row, position) of the piece to read.
-
-    Returns n_words per example, and aligned arrays rows, positions, flat_word (index of the word
-    in all sentences' words concatenated).
+def word_pieces(features: Any, num_examples: int) -> WordPieces:
+    """Which piece's output each word takes: its first piece, and for a word held by several
+    windows, the window where the word is farthest from a cut: the score is
+    min(word - window_start, window_end - 1 - word), where a window side that is the sentence's
+    own start or end counts as no cut (infinitely far), since nothing is missing on that side.
+    Ties go to the earlier window.
     """
     import pyarrow.compute as pc
 
     table = features.select_columns(["example", "word_ids", "window_start", "window_end"]).with_format("arrow")[:]
     num_rows = table.num_rows
-    if len(pred_shape) < 2 or pred_shape[0] != num_rows:
-        raise ValueError(f"predictions have shape {pred_shape}, expected ({num_rows}, padded_len) for {num_rows} features")
     example = table.column("example").to_numpy().astype(np.int64)
     start = table.column("window_start").to_numpy().astype(np.int64)
     end = table.column("window_end").to_numpy().astype(np.int64)
@@ -304,8 +326,6 @@ def _choose_pieces(
     word = pc.list_flatten(table.column("word_ids")).to_numpy().astype(np.int64)
     if num_rows and (example.min() < 0 or example.max() >= num_examples):
         raise ValueError(f"features name examples up to {example.max()}, but num_examples={num_examples}")
-    if num_rows and lengths.max() > pred_shape[1]:
-        raise ValueError(f"a feature has {lengths.max()} pieces but predictions only {pred_shape[1]} positions")
 
     n_words = np.zeros(num_examples, dtype=np.int64)
     np.maximum.at(n_words, example, end)
@@ -331,4 +351,4 @@ def _choose_pieces(
     order = np.lexsort((row, -context, flat_word))
     flat_sorted = flat_word[order]
     keep = order[np.concatenate(([True], flat_sorted[1:] != flat_sorted[:-1]))] if order.size else order
-    return n_words, row[keep], position[keep], flat_word[keep]
+    return WordPieces(n_words=n_words, rows=row[keep], positions=position[keep], flat_word=flat_word[keep])

@@ -2,7 +2,7 @@
 
 Pure arithmetic on piece counts, so it can be property-tested without a tokenizer. The caller
 re-tokenizes each window's words; the overlap gives words near a cut some context on both sides,
-and `tokclf.text.features.merge_word_predictions` keeps, for each word, the prediction from the window
+and `tokclf.text.features.word_pieces` keeps, for each word, the prediction from the window
 where it sits farthest from a cut.
 """
 

@@ -1,0 +1,11 @@
+"""Column names of normalised data, whatever the user's columns were called: the contract between
+the readers (`tokclf.data`), tokenization (`tokclf.text`), inference and the pipeline's stored
+datasets."""
+
+TOKENS = "tokens"
+TAGS = "tags"
+# 1-based line (column files, JSONL) or row (CSV, Parquet, HF datasets: 1-based record index)
+# where the sentence starts in its source, so every problem can name its place.
+LINE = "line"
+# 0-based document index inside the split (CoNLL -DOCSTART- boundaries); 0 when the format has none.
+DOCUMENT = "document"

@@ -1,0 +1,69 @@
+"""Load what a model folder holds: a `tokclf train` folder (PyTorch) or a `tokclf export` folder /
+.onnx file (ONNX), with its tokenizer, label names and the run's saved parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tokclf.core.errors import TokclfError
+
+# Written by `tokclf export` beside the .onnx files: which file holds which precision, labels, windows.
+ONNX_MANIFEST = "tokclf_export.json"
+
+
+def load_trained(model_dir: str | Path) -> tuple[Any, Any, list[str] | None, dict[str, Any]]:
+    """Model, tokenizer, label names and the run's saved params (if any) from a tokclf output."""
+    from transformers import AutoModelForTokenClassification
+
+    from tokclf.core.hardware import device
+    from tokclf.core.resources import resolve_model_path
+    from tokclf.text.tokenizer import load_tokenizer
+
+    path = resolve_model_path(str(model_dir))
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(path)
+    except OSError as exc:
+        raise TokclfError(
+            f"cannot load a token-classification model from {model_dir!r}: {exc}",
+            fix="pass the folder a `tokclf train` run wrote (its --project-name), or a Hub model id.",
+        ) from None
+    tokenizer = load_tokenizer(path)
+    model.to(device())
+    id2label = getattr(model.config, "id2label", None) or {}
+    names = [id2label[i] for i in range(len(id2label))] if id2label else None
+    # transformers fills LABEL_0.. when a model was saved without names: treat as unnamed.
+    if names and all(n == f"LABEL_{i}" for i, n in enumerate(names)):
+        names = None
+    saved: dict[str, Any] = {}
+    params_file = Path(path) / "training_params.json"
+    if params_file.is_file():
+        saved = json.loads(params_file.read_text(encoding="utf-8"))
+    return model, tokenizer, names, saved
+
+
+
+def find_onnx(path: Path) -> tuple[Path, Path, str] | None:
+    """(export folder, .onnx file, precision) when `path` is an ONNX export or a .onnx file."""
+    if path.is_file() and path.suffix == ".onnx":
+        folder = path.parent
+        manifest = read_manifest(folder)
+        precision = next((p for p, f in manifest.get("files", {}).items() if f == path.name), "fp32")
+        return folder, path, precision
+    if path.is_dir():
+        manifest = read_manifest(path)
+        if manifest:
+            precision = manifest.get("default", "fp32")
+            return path, path / manifest["files"][precision], precision
+        if (path / "model.onnx").is_file():
+            return path, path / "model.onnx", "fp32"
+    return None
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    file = folder / ONNX_MANIFEST
+    if not file.is_file():
+        return {}
+    return json.loads(file.read_text(encoding="utf-8"))
+

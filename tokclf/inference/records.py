@@ -1,0 +1,62 @@
+"""What goes into a prediction and what comes out: `PredictionInput` and `PredictionRecord`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PredictionInput:
+    """One input: raw `text`, or pre-split `words` (with optional `gold` tags, one per word)."""
+
+    text: str | None = None
+    words: list[str] | None = None
+    gold: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PredictionRecord:
+    """What the model says about one input.
+
+    text: the raw text (for pre-split input: the words joined by single spaces).
+    words, spans: the words and their [start, end) character offsets into `text`.
+    tags, scores: one predicted tag and its probability per word.
+    entities: [{type, text, start, end, score, words: [first, last + 1]}], in text order;
+        `text[start:end] == entity["text"]` and `words[first:last + 1]` are its words.
+    gold: the input's own tags, when it had them (CoNLL tag column, JSONL/dataset tags).
+    pretokenized: True when the words were given (not split from raw text).
+    meta: passed through from the input (id, line, document).
+    """
+
+    text: str
+    words: list[str]
+    spans: list[tuple[int, int]]
+    tags: list[str]
+    scores: list[float]
+    entities: list[dict[str, Any]]
+    gold: list[str] | None = None
+    pretokenized: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (one JSONL line): text, entities, words, tags, scores, and spans (raw text
+        only), gold (when present) and the input's id/line/document (when present)."""
+        out: dict[str, Any] = {}
+        if "id" in self.meta:
+            out["id"] = self.meta["id"]
+        out["text"] = self.text
+        out["entities"] = self.entities
+        out["words"] = self.words
+        if not self.pretokenized:
+            out["spans"] = [list(s) for s in self.spans]
+        out["tags"] = self.tags
+        out["scores"] = [round(s, 4) for s in self.scores]
+        if self.gold is not None:
+            out["gold"] = self.gold
+        for key in ("line", "document"):
+            if key in self.meta:
+                out[key] = self.meta[key]
+        return out
+

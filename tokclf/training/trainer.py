@@ -1,0 +1,130 @@
+"""`TokclfTrainer`: the Hugging Face Trainer with tokclf's batch order, loss and evaluation.
+
+- Batches are grouped by length, then shuffled (`tokclf.training.sampling`), on one process;
+  under DDP transformers' distributed length-grouped sampler shards the data.
+- The training loss is summed over labelled tokens and divided by the epoch's mean labelled tokens
+  per optimizer step (`tokens_per_step`), so every token weighs the same whatever the length of
+  the batch it was grouped into.
+- With row-sparse word-embedding updates (`tokclf.training.sparse_embeddings`) gradient clipping
+  and the logged norm go through tokclf (torch's clip_grad_norm_ has no sparse kernel).
+- Evaluation is word level, windows merged, in sentence order (`scorer`: the stock loop would
+  score subword pieces, and in transformers 5 it reorders eval batches by length).
+
+This module imports transformers at the top: import it only to train.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+
+def mean_tokens_per_step(labels: Any, step_size: int) -> float:
+    """Labelled (not -100) tokens per optimizer step, averaged over an epoch of `step_size` features
+    per step: the constant the training loss is divided by when batches are grouped by length."""
+    total = sum(sum(1 for x in row if x != -100) for row in labels)
+    steps = max(1, math.ceil(len(labels) / step_size))
+    return max(total / steps, 1.0)
+
+
+def tokclf_batching(args: Any) -> bool:
+    """Batches grouped by length on one process: tokclf's own batch order (tokclf.training.sampling)
+    and per-token loss apply. Under DDP transformers' distributed length-grouped sampler and its
+    loss run unchanged."""
+    return args.train_sampling_strategy == "group_by_length" and args.world_size <= 1
+
+
+class DropExtraColumns:
+    """Collator: pads per batch and drops tokclf's bookkeeping columns (length) before the model."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from transformers import DataCollatorForTokenClassification
+
+        from tokclf.core.hardware import has_cuda
+
+        # Multiples of 8 suit GPU tensor cores; on a CPU the extra padding is only extra work
+        # (1.06x faster steps without it, bench/step_variants.py).
+        self.inner = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8 if has_cuda() else None)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.inner([{k: v for k, v in r.items() if k != "length"} for r in rows])
+
+
+class TokclfTrainer(Trainer):
+    """See the module docstring.
+
+    scorer: model -> metrics dict of the validation split (`tokclf.evaluation.scoring`), or None
+        when the run has no validation split.
+    sparse_embeddings: the word embeddings get row-sparse gradients (clipping through tokclf).
+    """
+
+    def __init__(self, *args: Any, scorer: Callable[[Any], dict[str, Any]] | None = None,
+                 sparse_embeddings: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scorer = scorer
+        self.sparse_embeddings = sparse_embeddings
+        self.tokens_per_step: float | None = None
+        dataset = self.train_dataset
+        if tokclf_batching(self.args) and dataset is not None and "labels" in dataset.column_names:
+            self.tokens_per_step = mean_tokens_per_step(
+                dataset["labels"], self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps)
+            # The loss is already normalised per optimizer step: no further division by the
+            # gradient accumulation steps.
+            self.loss_is_scaled_for_ga = True
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if (tokclf_batching(self.args) and dataset is not None
+                and self.args.length_column_name in getattr(dataset, "column_names", ())):
+            from tokclf.training.sampling import ShuffledLengthGroupedSampler
+
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return ShuffledLengthGroupedSampler(dataset[self.args.length_column_name], batch)
+        return super()._get_train_sampler(train_dataset)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # Batches grouped by length hold very different numbers of labelled tokens (16 table
+        # rows vs 16 long sentences); the stock loss, a mean over each batch's tokens, gives a
+        # token in a short batch several times the weight of one in a long batch.
+        if not (self.tokens_per_step and model.training and "labels" in inputs):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
+        ) / self.tokens_per_step
+        return (loss, outputs) if return_outputs else loss
+
+    def _clip_grad_norm(self, model):
+        if self.sparse_embeddings:
+            from tokclf.training.sparse_embeddings import clip_grad_norm
+
+            return clip_grad_norm(model.parameters(), self.args.max_grad_norm)
+        return super()._clip_grad_norm(model)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        if self.sparse_embeddings and grad_norm is None:
+            from tokclf.training.sparse_embeddings import total_grad_norm
+
+            return total_grad_norm(model.parameters())
+        return super()._get_grad_norm(model, grad_norm)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        from tokclf.evaluation.scoring import flat_scalars
+
+        if self.scorer is None:
+            raise RuntimeError("TokclfTrainer.evaluate needs a scorer (the run has no validation split)")
+        start = time.perf_counter()
+        metrics = flat_scalars(self.scorer(self.model), metric_key_prefix)
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 4)
+        metrics["epoch"] = self.state.epoch
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
