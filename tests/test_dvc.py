@@ -15,12 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_params  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from test_flows import write_params  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1200)
 ALL = ["ingest", "validate", "tokenize", "train", "evaluate", "publish"]

@@ -7,32 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from conftest import write_params  # tests/ is on sys.path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def write_params(root: Path, tiny_model_dir: Path, data: Path, **train) -> Path:
-    """The repo's params.yaml with tiny values (every key dvc.yaml lists stays present)."""
-    spec = yaml.safe_load((REPO / "params.yaml").read_text())
-    spec["data"].update(data_path=str(data), valid_split="validation", validation_split_ratio=None, seed=13)
-    spec["tokenize"].update(model=str(tiny_model_dir), max_seq_length=32, stride=4)
-    spec["train"].update(project_name="outputs/tiny", lr=5e-3, epochs=1, batch_size=8, logging_steps=2,
-                         mixed_precision=None, log="none", **train)
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")

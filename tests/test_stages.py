@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from tokclf.core.errors import TokclfError, ValidationFailed  # noqa: E402
-from tokclf.core.params import TokenClassificationParams  # noqa: E402
-from tokclf.pipeline import keys, retrain, stages, store  # noqa: E402
-from tokclf.pipeline.paths import (  # noqa: E402
+from tokclf.core.errors import TokclfError, ValidationFailed
+from tokclf.core.params import TokenClassificationParams
+from tokclf.pipeline import keys, retrain, stages, store
+from tokclf.pipeline.paths import (
     EVALUATION,
     FEATURES,
     METRICS,
