@@ -117,7 +117,11 @@ def test_evaluate_metrics_and_plots(run):
     assert details["model"]["run_id"] == results["train"]["run_id"]
     loss = json.loads((paths.plots / "train_loss.json").read_text())
     assert loss and {"step", "loss"} <= set(loss[0])
-    assert json.loads((paths.plots / "eval_f1.json").read_text())[0]["f1"] >= 0
+    # One row per evaluation during training, with the Trainer's own scores (1 epoch: one evaluation).
+    log = json.loads((paths.model / "training_log.json").read_text())
+    evals = [(e["step"], e["eval_f1"]) for e in log if "eval_f1" in e]
+    assert len(evals) == 1
+    assert [(r["step"], r["f1"]) for r in json.loads((paths.plots / "eval_f1.json").read_text())] == evals
     assert {r["type"] for r in json.loads((paths.plots / "per_type_f1.json").read_text())} == {"PER", "ORG", "LOC"}
     lines = (paths.plots / "confusion.csv").read_text().splitlines()
     assert lines[0] == "actual,predicted" and len(lines) - 1 == metrics["test"]["words"]
