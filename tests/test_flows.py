@@ -61,7 +61,15 @@ def test_retries_only_on_publish():
 
     assert tasks.publish_task.retries == 3
     assert list(tasks.publish_task.retry_delay_seconds) == [10, 20, 40]  # exponential backoff
-    assert tasks.publish_task.retry_condition_fn is not None
+    # The condition retries a failed publish only when the Hub failure is transient.
+    from prefect.states import Failed
+
+    from tokclf.publishing.hub import HubAuthError, HubError, HubTransientError
+
+    retry = tasks.publish_task.retry_condition_fn
+    assert retry(tasks.publish_task, None, Failed(data=HubTransientError("the Hub answered 503", where="r"))) is True
+    for final in (HubAuthError("401", where="r"), HubError("400", where="r"), RuntimeError("bug")):
+        assert retry(tasks.publish_task, None, Failed(data=final)) is False, final
     for t in (tasks.ingest_task, tasks.validate_task, tasks.tokenize_task, tasks.train_task, tasks.evaluate_task):
         assert t.retries == 0, t.name
 
