@@ -64,7 +64,13 @@ def test_download_without_cache_is_classified_by_the_failed_request():
         try:
             raise LocalEntryNotFoundError("cannot find the requested files in the local cache") from cause
         except LocalEntryNotFoundError as exc:
-            assert type(translated(exc)) is kind
+            error = translated(exc)
+            assert type(error) is kind
+    try:
+        raise LocalEntryNotFoundError("cannot find the requested files") from _http_library().ConnectError("refused")
+    except LocalEntryNotFoundError as exc:
+        error = translated(exc)
+        assert type(error) is HubTransientError and "cannot reach the Hub (ConnectError)" in str(error)
 
 
 @pytest.mark.parametrize("make", [

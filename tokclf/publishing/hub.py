@@ -260,7 +260,7 @@ def hub_errors(token: str | None, repo_id: str, action: str) -> Iterator[None]:
             error = HubError(f"{action}: the Hub refused the request ({status}): {message}", where=repo_id,
                              fix="see the Hub's message above.")
         elif _is_connection_error(failure):
-            error = HubTransientError(f"{action}: cannot reach the Hub ({type(exc).__name__}): {message}",
+            error = HubTransientError(f"{action}: cannot reach the Hub ({type(failure).__name__}): {message}",
                                       where=repo_id, fix="check the network / HF_ENDPOINT and retry.")
         elif isinstance(exc, ValueError) and "metadata" in str(exc).lower():
             error = HubError(f"{action}: the Hub rejected the model card's metadata: {message}", where=repo_id,
