@@ -202,7 +202,6 @@ def markdown(result: dict) -> str:
 
 
 def write_doc(section: str) -> None:
-    sys.path.insert(0, str(REPO / "bench"))
     from docsection import write_section
 
     write_section(DOC, BEGIN, END, section, heading="## Benchmarks\n\n")

@@ -86,7 +86,6 @@ def worker_train(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     feats = tokenize_split(train_split, tokenizer, max_seq_length=128, stride=32, strategy="first", label_names=None, with_labels=False)
     real_tokens = int(sum(feats["length"]))
 
-    sys.path.insert(0, str(REPO / "bench"))
     from baseline_trainer import train_baseline
 
     from tokclf import TokenClassificationParams, train
@@ -177,7 +176,6 @@ def cli_startup(repeats: int = 5) -> float:
 
 def inference_section(model_dir: Path, n: int) -> dict[str, Any]:
     """tokclf predict vs the simple pipeline on the same model and texts (bench/inference.py)."""
-    sys.path.insert(0, str(REPO / "bench"))
     from inference import part_raw_text
 
     from tokclf.data.conll import read_conll

@@ -113,7 +113,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def write_doc(section: str) -> None:
-    sys.path.insert(0, str(REPO / "bench"))
     from docsection import write_section
 
     write_section(DOC, BEGIN, END, section)

@@ -10,10 +10,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . scripts/env.sh
 . .venv/bin/activate
-# Quiet and offline (also in scripts/env.sh once the lead adds them there).
-export DO_NOT_TRACK=1 DVC_NO_ANALYTICS=1
-export PREFECT_SERVER_ANALYTICS_ENABLED=false
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}
 
 case "${1:-}" in
   flow)

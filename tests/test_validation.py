@@ -10,8 +10,8 @@ from conftest import shared_data as shared  # noqa: E402  (tests/ is on sys.path
 
 from tokclf.core.columns import TAGS
 from tokclf.core.errors import ValidationFailed
-from tokclf.data.ingest import load_labelled_data
 from tokclf.data import validation
+from tokclf.data.ingest import load_labelled_data
 from tokclf.data.schemes import is_iob2
 from tokclf.data.validation import (
     MAX_PER_KIND,

@@ -53,7 +53,3 @@ class ValidationFailed(TokclfError):
 
 class EnvironmentProblem(TokclfError):
     """The machine cannot do what was asked (fp16 without a GPU, a slow tokenizer, ...)."""
-
-
-class NotYetSupported(TokclfError):
-    """A documented option whose implementation has not landed yet; never silently ignored."""

@@ -31,6 +31,11 @@ from pydantic import (
 
 from tokclf.core.errors import ParamsError
 
+# Window defaults: model inputs per window (special tokens included) and the overlap between the
+# windows of a long sentence, in subword pieces. Also what predict/evaluate assume for a model
+# folder that does not record them (tokclf.inference.loading.window_settings).
+DEFAULT_MAX_SEQ_LENGTH = 128
+DEFAULT_STRIDE = 32
 # The split a validation_split_ratio carves from train (tokclf.data.ingest names it so).
 CARVED_VALIDATION_SPLIT = "validation"
 # Keys never written to disk or logs (see `public_dict`).
@@ -70,7 +75,7 @@ class TokenClassificationParams(BaseModel):
     lr: float = Field(default=5e-5, gt=0)
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=8, ge=1)
-    max_seq_length: int = Field(default=128, ge=8)
+    max_seq_length: int = Field(default=DEFAULT_MAX_SEQ_LENGTH, ge=8)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     gradient_accumulation: int = Field(default=1, ge=1)
     optimizer: Literal["adamw_torch", "adamw_hf", "sgd", "adafactor"] = "adamw_torch"
@@ -80,7 +85,7 @@ class TokenClassificationParams(BaseModel):
     seed: int = 42
 
     # tokclf: tokenization additions
-    stride: int = Field(default=32, ge=0, description="Overlap in subword tokens between windows of long sentences.")
+    stride: int = Field(default=DEFAULT_STRIDE, ge=0, description="Overlap in subword tokens between windows of long sentences.")
     subword_labels: Literal["all", "first"] = Field(
         default="all",
         description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; the "
@@ -94,7 +99,7 @@ class TokenClassificationParams(BaseModel):
     fast_dropout: bool = Field(
         default=True,
         description="On CPU, draw dropout masks from a vectorised counter hash instead of torch's "
-        "sequential generator (~10% faster steps, same dropout rate; tokclf/fast_dropout.py).",
+        "sequential generator (~10% faster steps, same dropout rate; tokclf/training/fast_dropout.py).",
     )
     lazy_embedding_updates: bool = Field(
         default=True,

@@ -60,3 +60,20 @@ def resolve_model_path(model: str) -> str:
         module = importlib.import_module(packaged[0])
         return str(getattr(module, packaged[1])())
     return model
+
+
+def is_hub_id(name: str, file_suffixes: frozenset[str] | set[str] | tuple[str, ...] = ()) -> bool:
+    """True when `name` reads as a Hub repo id (`org/name` or a canonical `name`, by
+    huggingface_hub's own rule) rather than a local path, a package URI or, when its suffix is one of
+    `file_suffixes`, a data file that is missing."""
+    if not name or "://" in name or name.startswith((".", "/", "~")) or Path(name).expanduser().exists():
+        return False
+    if Path(name).suffix.lower() in file_suffixes:
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True

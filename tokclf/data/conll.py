@@ -14,6 +14,10 @@ from tokclf.data.labels import RawSplit
 from tokclf.data.tabular import read_text
 
 DOCSTART = "-DOCSTART-"
+# File suffixes that always hold CoNLL columns. A ".txt" file is CoNLL too when it is training data
+# (`CONLL_DATA_SUFFIXES`); predict looks inside a .txt to tell columns from raw text lines.
+CONLL_SUFFIXES = frozenset({".conll", ".iob", ".iob2", ".bio", ".tsv"})
+CONLL_DATA_SUFFIXES = CONLL_SUFFIXES | {".txt"}
 CONLLU_COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
 CONLLU_TAG_INDEX = {"upos": 3, "xpos": 4}
 

@@ -26,12 +26,12 @@ from typing import Any
 from tokclf.core.columns import DOCUMENT, LINE, TAGS, TOKENS
 from tokclf.core.errors import DataError
 from tokclf.core.params import CARVED_VALIDATION_SPLIT
-from tokclf.core.resources import resolve_data_path
+from tokclf.core.resources import is_hub_id, resolve_data_path
 from tokclf.data import conll, hf, tabular
 from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
 from tokclf.data.types import LabelledData
 
-CONLL_EXTENSIONS = frozenset({".txt", ".conll", ".iob", ".iob2", ".bio", ".tsv"})
+CONLL_EXTENSIONS = conll.CONLL_DATA_SUFFIXES
 TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {
     ".csv": tabular.read_csv,
     ".json": tabular.read_json,
@@ -49,7 +49,6 @@ ALIASES: tuple[tuple[str, ...], ...] = (
 )
 _SUFFIX = re.compile(r"[-_.](" + "|".join(n for group in ALIASES for n in group) + r")$", re.IGNORECASE)
 # Hub ids: "name" or "owner/name" (letters, digits, -, _, .), not a path with a file extension.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def split_name_for(path: Path) -> str:
@@ -125,7 +124,7 @@ def _sources(data_path: str, train_split: str) -> tuple[dict[str, Any], str]:
             loaded = hf.load_saved(path)
             return (loaded if isinstance(loaded, dict) else {train_split: loaded}), str(path)
         return dict(find_split_files(path)), str(path)
-    if data_path.startswith((".", "/", "~")) or path.suffix.lower() in SUPPORTED or not _HUB_ID.match(data_path):
+    if not is_hub_id(data_path, file_suffixes=SUPPORTED):
         raise DataError(f"no such file or folder: {data_path}", fix="check the path (relative to the current folder).")
     return hf.load_hub(data_path), f"hub:{data_path}"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.columns import LINE, TAGS, TOKENS
+from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH
 from tokclf.core.errors import ValidationFailed
 from tokclf.data.schemes import is_iob2
 from tokclf.data.types import LabelledData
@@ -298,7 +299,7 @@ def validate_data(
     test_split: str | None = "test",
     repair_bio: bool = False,
     tokenizer: Any = None,
-    max_seq_length: int = 128,
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
 ) -> tuple[LabelledData, ValidationReport]:
     """Check every split of `data`; returns the (BIO-repaired, when asked) data and the report.
 
@@ -343,7 +344,7 @@ def validate(
     data_path: str,
     *,
     model: str | None = None,
-    max_seq_length: int = 128,
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
     train_split: str = "train",
     valid_split: str | None = None,
     test_split: str | None = "test",

@@ -126,7 +126,7 @@ def evaluate(
     from tokclf.core.hardware import check_precision
     from tokclf.data.ingest import load_labelled_data
     from tokclf.evaluation.metrics import compute_metrics
-    from tokclf.inference.loading import load_trained
+    from tokclf.inference.loading import load_trained, window_settings
 
     check_precision(mixed_precision)
     model, tokenizer, label_names, saved = load_trained(model_dir)
@@ -135,12 +135,9 @@ def evaluate(
         valid_split=None, test_split=None, max_samples=max_samples, label_names=label_names, **data_kwargs,
     )
     sentences = data.splits[split]
-    pred = predict_words(
-        model, tokenizer, sentences,
-        max_seq_length=max_seq_length or int(saved.get("max_seq_length", 128)),
-        stride=stride if stride is not None else int(saved.get("stride", 32)),
-        batch_size=batch_size, mixed_precision=mixed_precision,
-    )
+    length, overlap = window_settings(saved, max_seq_length, stride)
+    pred = predict_words(model, tokenizer, sentences, max_seq_length=length, stride=overlap,
+                         batch_size=batch_size, mixed_precision=mixed_precision)
     metrics = compute_metrics(sentences[TAGS], pred, label_names)
     metrics["split"] = split
     metrics["source"] = data.sources.get(split, split)

@@ -68,9 +68,10 @@ def export_model(
 
     import torch
 
-    from tokclf.inference.loading import load_trained
+    from tokclf.inference.loading import load_trained, window_settings
 
     model, tokenizer, names, saved = load_trained(str(model_dir))
+    length, overlap = window_settings(saved)
     model = model.to("cpu").eval()
     num_labels = model.config.num_labels
     id2label = {i: (names[i] if names else model.config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels)}
@@ -114,8 +115,8 @@ def export_model(
             "inputs": input_names,
             "outputs": ["logits"],
             "labels": [id2label[i] for i in range(num_labels)],
-            "max_seq_length": int(saved.get("max_seq_length", 128)),
-            "stride": int(saved.get("stride", 32)),
+            "max_seq_length": length,
+            "stride": overlap,
             "source_model": str(model_dir),
             "opset": opset,
             "exporter": exporter,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.errors import DataError, TokclfError
+from tokclf.data.conll import CONLL_SUFFIXES
 from tokclf.inference.records import PredictionInput
 
 
@@ -89,7 +90,6 @@ def _from_dataset(ds: Any, names: list[str] | None, tokens_column: str = "tokens
 INPUT_FORMATS = ("auto", "text", "conll", "conllu", "jsonl", "data")
 
 
-_CONLL_SUFFIXES = {".conll", ".iob", ".iob2", ".bio", ".tsv"}
 
 
 _DATA_SUFFIXES = {".csv", ".json", ".parquet"}
@@ -106,7 +106,7 @@ def detect_format(path: Path) -> str:
         return "jsonl"
     if suffix == ".conllu":
         return "conllu"
-    if suffix in _CONLL_SUFFIXES:
+    if suffix in CONLL_SUFFIXES:
         return "conll"
     if suffix in _DATA_SUFFIXES:
         return "data"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.errors import TokclfError
+from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_STRIDE
 
 # Written by `tokclf export` beside the .onnx files: which file holds which precision, labels, windows.
 ONNX_MANIFEST = "tokclf_export.json"
@@ -67,3 +68,14 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         return {}
     return json.loads(file.read_text(encoding="utf-8"))
 
+
+def window_settings(saved: dict[str, Any], max_seq_length: int | None = None,
+                    stride: int | None = None) -> tuple[int, int]:
+    """(max_seq_length, stride) for running a model: the caller's, else the training run's (its
+    training_params.json or ONNX manifest), else tokclf's defaults; the stride is clamped below
+    half a window (a shorter window than the run's needs a smaller overlap)."""
+    length = int(max_seq_length or saved.get("max_seq_length", DEFAULT_MAX_SEQ_LENGTH))
+    overlap = int(stride if stride is not None else saved.get("stride", DEFAULT_STRIDE))
+    if overlap * 2 >= length - 2:
+        overlap = max(0, (length - 3) // 2)
+    return length, overlap

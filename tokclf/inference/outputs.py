@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.fileio import atomic_file
+from tokclf.data.conll import CONLL_DATA_SUFFIXES
 from tokclf.inference.records import PredictionRecord
 
 OUTPUT_FORMATS = ("auto", "jsonl", "conll", "table")
@@ -20,7 +21,7 @@ def output_format_for(path: str | None, fmt: str, *, count: int, tty: bool) -> s
     if fmt != "auto":
         return fmt
     if path and path != "-":
-        return "conll" if Path(path).suffix.lower() in {".conll", ".tsv", ".txt", ".iob", ".iob2", ".bio"} else "jsonl"
+        return "conll" if Path(path).suffix.lower() in CONLL_DATA_SUFFIXES else "jsonl"
     return "table" if tty and count <= 20 else "jsonl"
 
 

@@ -59,7 +59,7 @@ class Predictor:
 
         from tokclf.core.hardware import resolve_precision
         from tokclf.core.resources import resolve_model_path
-        from tokclf.inference.loading import find_onnx, load_trained, read_manifest
+        from tokclf.inference.loading import find_onnx, load_trained, read_manifest, window_settings
 
         if token_budget < 1 or batch_size < 1:
             raise TokclfError(f"token budget ({token_budget}) and batch size ({batch_size}) must be positive",
@@ -96,10 +96,7 @@ class Predictor:
             self.backend = TorchBackend(model_obj, precision)
         self.label_names: list[str] = list(names)
         self.is_bio = is_bio(self.label_names)
-        self.max_seq_length = int(max_seq_length or saved.get("max_seq_length", 128))
-        self.stride = int(stride if stride is not None else saved.get("stride", 32))
-        if self.stride * 2 >= self.max_seq_length - 2:
-            self.stride = max(0, (self.max_seq_length - 3) // 2)
+        self.max_seq_length, self.stride = window_settings(saved, max_seq_length, stride)
         self.token_budget = token_budget
         self.batch_size = batch_size
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -64,16 +66,41 @@ def _files(path: Path) -> list[Path]:
     return out
 
 
+# Content hashes already computed in this process, by the files' stat signatures: a flow run asks
+# for the same fingerprints several times (the cache check, the task's cache key, the stage's own
+# key and run record), and hashing a large corpus once is enough. A file counts as unchanged while
+# its size, mtime (ns) and inode are (the rule DVC's own state cache uses).
+_HASHES: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+_HASHES_LOCK = threading.Lock()
+_HASHES_MAX = 256
+
+
 def hash_files(base: Path, files: Iterable[Path]) -> str:
+    """sha256 over each file's name (relative to `base`) and bytes, in the given order."""
+    named = [(f, f.name if f == base else f.relative_to(base).as_posix()) for f in files]
+    signature = (str(base), *((rel, *_stat(f)) for f, rel in named))
+    with _HASHES_LOCK:
+        if signature in _HASHES:
+            _HASHES.move_to_end(signature)
+            return _HASHES[signature]
     digest = hashlib.sha256()
-    for f in files:
-        rel = f.name if f == base else f.relative_to(base).as_posix()
+    for f, rel in named:
         digest.update(rel.encode("utf-8") + b"\0")
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         digest.update(b"\0")
-    return digest.hexdigest()
+    value = digest.hexdigest()
+    with _HASHES_LOCK:
+        _HASHES[signature] = value
+        while len(_HASHES) > _HASHES_MAX:
+            _HASHES.popitem(last=False)
+    return value
+
+
+def _stat(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def path_fingerprint(path: str | Path) -> str:

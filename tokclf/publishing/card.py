@@ -25,7 +25,6 @@ from tokclf.core.columns import TAGS, TOKENS
 from tokclf.core.params import TokenClassificationParams
 from tokclf.data.types import LabelledData
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 MAX_WARNINGS_SHOWN = 10
 WIDGET_MAX_WORDS = 40
 
@@ -64,11 +63,10 @@ def data_fingerprints(data: LabelledData) -> dict[str, dict[str, Any]]:
 # --- small helpers -----------------------------------------------------------------------------------
 def is_hub_id(name: str) -> bool:
     """A Hub repo id (`org/name` or a canonical `name`) rather than a local path or package URI."""
-    if not name or "://" in name or name.startswith((".", "/", "~")) or Path(name).expanduser().exists():
-        return False
-    return bool(_HUB_ID.match(name)) and Path(name).suffix.lower() not in {
-        ".csv", ".json", ".jsonl", ".parquet", ".txt", ".conll", ".conllu", ".tsv", ".iob", ".bio",
-    }
+    from tokclf.core.resources import is_hub_id as looks_like_hub_id
+    from tokclf.data.ingest import SUPPORTED
+
+    return looks_like_hub_id(name, file_suffixes=frozenset(SUPPORTED))
 
 
 def data_is_hub(params: TokenClassificationParams, data: LabelledData) -> bool:

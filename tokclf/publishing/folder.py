@@ -102,10 +102,3 @@ def write_outputs(
         write_json(out / "training_log.json", log_history)
     card = render_card(params, data, metrics, report, model_dir=out, fingerprints=fingerprints, versions=run_versions)
     write_text(out / "README.md", card)
-
-
-def render_readme(params: TokenClassificationParams, data: LabelledData, metrics: dict[str, Any], report: Any = None) -> str:
-    """Kept for callers of the old short README: the full model card (tokclf.publishing.card.render_card)."""
-    from tokclf.publishing.card import render_card
-
-    return render_card(params, data, metrics, report)

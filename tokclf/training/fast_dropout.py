@@ -4,8 +4,8 @@ Why: on a CPU, torch's dropout draws every mask element from one sequential Mers
 generator. For MiniLM at batch 16 that was 11% of a training step (profiled: `aten::bernoulli_`,
 ~0.75 ms per call, 20 calls per step), more than the attention products. Here the mask comes from
 SplitMix64 (a counter hash that passes BigCrush) evaluated with vectorised integer tensor ops:
-one 64-bit hash yields four 16-bit uniforms, ~3x faster than `F.dropout` per call
-(bench/dropout.py). Each call draws its seed from torch's default generator, so
+one 64-bit hash yields four 16-bit uniforms, ~3x faster than `F.dropout` per call (measured with
+bench/step_variants.py; docs/benchmarks.md). Each call draws its seed from torch's default generator, so
 `torch.manual_seed`/`set_seed` still make runs reproducible.
 
 The keep probability is quantised to 1/65536 (p=0.1 keeps 58982/65536 = 0.899997), and surviving
