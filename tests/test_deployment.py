@@ -21,7 +21,8 @@ from conftest import write_params  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.timeout(900)
+# A real Prefect server, `serve` and a watched run: about a minute on 2 cores.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 CRON = "15 4 * * 2"
 
 

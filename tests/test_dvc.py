@@ -21,7 +21,8 @@ from conftest import write_params  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.timeout(1200)
+# Every test needs the clone's traced repro (about 45 s on 2 cores) and runs DVC on top.
+pytestmark = [pytest.mark.timeout(1200), pytest.mark.slow]
 ALL = ["ingest", "validate", "tokenize", "train", "evaluate", "publish"]
 
 

@@ -35,7 +35,12 @@ class Records(logging.Handler):
 
 @pytest.fixture
 def loading(caplog):
-    """(transformers' loading records, tokclf's messages) of the loads in a test."""
+    """(transformers' loading records, tokclf's messages) of the loads in a test, at transformers'
+    default verbosity (warnings shown; an earlier test in this process may have lowered it)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
     handler = Records()
     logger = logging.getLogger(TRANSFORMERS_LOADING_LOGGER)
     logger.addHandler(handler)
@@ -44,6 +49,7 @@ def loading(caplog):
         yield handler, lambda: [r.getMessage() for r in caplog.records if r.name == "tokclf"]
     finally:
         logger.removeHandler(handler)
+        hf_logging.set_verbosity(verbosity)
 
 
 def _load(path: Path):
@@ -119,3 +125,24 @@ def test_anything_else_off_lets_the_table_through(base_checkpoint, tmp_path, loa
     assert records.records[0].levelno == logging.WARNING
     assert ("encoder.layer.1.output.dense.weight" if change == "drop-encoder-weight" else "encoder.layer.7") in report
     assert not any(m.startswith("classifier head:") for m in tokclf_messages())
+
+
+def test_problems_still_said_when_transformers_warnings_are_off(base_checkpoint, tmp_path, loading):
+    """`transformers` at error verbosity (as `tokclf predict` sets it) hides the table: tokclf still
+    warns about encoder weights the checkpoint lacks, naming them."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    from transformers.utils import logging as hf_logging
+
+    records, tokclf_messages = loading
+    path = tmp_path / "ckpt"
+    shutil.copytree(base_checkpoint, path)
+    weights = load_file(str(path / "model.safetensors"))
+    del weights[next(k for k in weights if "encoder.layer.0.attention.self.key.weight" in k)]
+    save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})
+    hf_logging.set_verbosity_error()
+    _load(path)
+    assert records.reports() == []
+    [message] = tokclf_messages()
+    assert message.startswith(f"loading {path}: missing from the checkpoint: ") and "layer.0.attention.self.key.weight" in message
