@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models built from a config, the packaged MiniLM, shared data."""
+"""Shared fixtures and helpers: tiny random models built from a config, the packaged MiniLM, shared
+data, a tiny learnable NER corpus, and the tiny pipeline params.yaml the flow/DVC tests run on."""
 
 from __future__ import annotations
 
@@ -102,3 +103,18 @@ def ner_jsonl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for row in make_ner_sentences(n, seed):
                 fh.write(json.dumps(row) + "\n")
     return out
+
+
+def write_params(root: Path, tiny_model_dir: Path, data: Path, **train) -> Path:
+    """The repo's params.yaml with tiny values (every key dvc.yaml lists stays present), written to
+    `root/params.yaml`: the tiny random BERT, `data` as the source, 1 epoch, no tracker."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "params.yaml").read_text())
+    spec["data"].update(data_path=str(data), valid_split="validation", validation_split_ratio=None, seed=13)
+    spec["tokenize"].update(model=str(tiny_model_dir), max_seq_length=32, stride=4)
+    spec["train"].update(project_name="outputs/tiny", lr=5e-3, epochs=1, batch_size=8, logging_steps=2,
+                         mixed_precision=None, log="none", **train)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path

@@ -82,6 +82,49 @@ def test_front_matter_is_hub_yaml_and_equals_metrics(written, ner_jsonl_dir):
     assert 0 < metrics["validation"]["f1"] < 1  # the perturbation makes the check meaningful
 
 
+def test_huggingface_hub_parses_the_card_and_its_eval_results_equal_metrics(written):
+    """huggingface_hub's own parser (ModelCard, metadata errors raised) reads the README back: the
+    model-index becomes EvalResults whose values are exactly metrics.json's."""
+    from huggingface_hub import ModelCard
+
+    out, _, _ = written
+    card = ModelCard.load(out / "README.md", ignore_metadata_errors=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results == {(s, k): metrics[s][k] for s in ("validation", "test")
+                       for k in ("precision", "recall", "f1", "accuracy")}
+    assert {r.task_type for r in card.data.eval_results} == {"token-classification"}
+    assert card.data.model_name == "tiny-ner" and card.data.pipeline_tag == "token-classification"
+    assert card.text.startswith("\n# tiny-ner\n")
+    assert str(card) == (out / "README.md").read_text(encoding="utf-8")  # parsing and writing agree
+
+
+def test_template_is_package_data():
+    """The card template ships in the wheel: pyproject's package-data names it."""
+    from pathlib import Path
+
+    from tokclf.publishing.card import TEMPLATE
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["tokclf.publishing"]
+    package = Path(__import__("tokclf.publishing", fromlist=["_"]).__file__).parent
+    assert TEMPLATE.is_file() and TEMPLATE in {p for pattern in patterns for p in package.glob(pattern)}
+
+
+def test_warnings_listed_escaped_and_capped():
+    names = ["O", "B-X", "I-X"]
+    data = _tiny_data([["a", "b"]], [[1, 2]], names, source="t.jsonl")
+    report = {"num_errors": 0, "num_warnings": 12, "repaired": 2,
+              "warnings": [{"code": f"c{i % 3}", "split": "train", "message": f"bad | {i}\nnext"} for i in range(12)]}
+    text = render_card(TokenClassificationParams(data_path="t.jsonl", project_name="p"), data, {}, report)
+    assert "0 error(s), 12 warning(s), 2 tag(s) repaired" in text
+    assert "Warnings by kind: `c0` 4, `c1` 4, `c2` 4." in text
+    assert "- train: bad \\| 0 next\n" in text and "- train: bad \\| 9 next\n- ... and 2 more\n" in text
+    assert "bad \\| 10" not in text
+
+
 def test_fake_hub_accepts_the_metadata(written):
     from hubfake import _model_index_errors
 

@@ -17,14 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import write_params  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from test_flows import write_params  # noqa: E402
-
-pytestmark = pytest.mark.timeout(900)
+# A real Prefect server, `serve` and a watched run: about a minute on 2 cores.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 CRON = "15 4 * * 2"
 
 

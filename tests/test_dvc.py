@@ -1,7 +1,9 @@
-"""`dvc repro` in a temporary clone of the working tree with tiny model and data: the full run, the
-no-op second run, a train parameter change (as `dvc exp run -S`) rerunning only train and what
-follows, a data change rerunning everything, `dvc repro -s`, push/pull to the default local
-remote, and a Prefect flow run recorded with `dvc commit`."""
+"""`dvc repro` in a temporary clone of the working tree with tiny model and data: every stage run once
+by DVC with Python's import tracing on (each tokclf module a stage's process loads must be covered
+by that stage's `deps`), a changed module under each code folder marking exactly the stages whose
+deps name it, the no-op second run, a train parameter change (as `dvc exp run -S`) rerunning only
+train and what follows, a data change rerunning everything, `dvc repro -s`, push/pull to the
+default local remote, and a Prefect flow run recorded with `dvc commit`."""
 
 from __future__ import annotations
 
@@ -15,14 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_params  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from test_flows import write_params  # noqa: E402
-
-pytestmark = pytest.mark.timeout(1200)
+# Every test needs the clone's traced repro (about 45 s on 2 cores) and runs DVC on top.
+pytestmark = [pytest.mark.timeout(1200), pytest.mark.slow]
 ALL = ["ingest", "validate", "tokenize", "train", "evaluate", "publish"]
 
 
@@ -82,9 +82,71 @@ def clone(tmp_path_factory, tiny_model_dir, ner_jsonl_dir, env):
     return root
 
 
-def test_repro_noop_partial_stage_and_data_change(clone, env):
-    out = sh(["dvc", "repro"], clone, env)
-    assert ran(out) == ALL
+# `python -X importtime` / PYTHONPROFILEIMPORTTIME=1: one stderr line per module a process imports,
+# when it imports it (function-level imports included): "import time: self | cumulative | name".
+IMPORT_LINE = re.compile(r"^import time:\s+\d+\s+\|\s+\d+\s+\|\s+(\S+)\s*$", re.M)
+
+
+def tokclf_files(output: str) -> set[str]:
+    """Repository paths of the tokclf modules an import trace shows (package -> its __init__.py)."""
+    files = set()
+    for name in IMPORT_LINE.findall(output):
+        if name != "tokclf" and not name.startswith("tokclf."):
+            continue
+        rel = Path(*name.split("."))
+        files.add((rel / "__init__.py" if (REPO / rel).is_dir() else rel.with_suffix(".py")).as_posix())
+    return files
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+@pytest.fixture(scope="module")
+def reproduced(clone, env) -> dict[str, set[str]]:
+    """Every stage run once, by DVC, in pipeline order (`dvc repro -s NAME`: DVC runs the stage's
+    `cmd` as dvc.yaml writes it), with import tracing: stage -> the tokclf files its process loaded."""
+    traced = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
+    loaded = {}
+    for stage in ALL:
+        out = sh(["dvc", "repro", "-s", stage], clone, traced)
+        assert ran(out) == [stage]
+        loaded[stage] = tokclf_files(out)
+    return loaded
+
+
+def test_stage_deps_cover_every_tokclf_module_its_process_loads(reproduced, clone):
+    spec = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
+    for stage, files in reproduced.items():
+        # The trace is real: every stage goes through the CLI and the stage entry points.
+        assert {"tokclf/__init__.py", "tokclf/cli/main.py", "tokclf/pipeline/stages.py"} <= files, stage
+        assert all((REPO / f).is_file() for f in files), stage
+        uncovered = sorted(f for f in files if not covered(f, spec[stage]["deps"]))
+        assert uncovered == [], f"{stage}: loads {uncovered}, not covered by its deps in dvc.yaml"
+    assert "tokclf/training/run.py" in reproduced["train"] and "tokclf/training/run.py" not in reproduced["ingest"]
+
+
+def test_changed_module_marks_exactly_the_stages_whose_deps_name_its_folder(reproduced, clone, env):
+    spec = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
+    folders = sorted({d for s in spec.values() for d in s["deps"] if d.startswith("tokclf/") and (clone / d).is_dir()})
+    assert len(folders) >= 8  # every room a stage runs
+    for folder in folders:
+        module = sorted((clone / folder).glob("*.py"))[-1]
+        original = module.read_bytes()
+        module.write_bytes(original + b"\n# changed\n")
+        try:
+            status = json.loads(sh(["dvc", "status", "--json"], clone, env, stdout_only=True))
+        finally:
+            module.write_bytes(original)
+        expected = {name for name, s in spec.items() if folder in s["deps"]}
+        assert set(status) == expected, folder
+        for name in expected:
+            changes = [c["changed deps"] for c in status[name] if "changed deps" in c]
+            assert changes == [{folder: "modified"}], (folder, name, status[name])
+    assert "up to date" in sh(["dvc", "status"], clone, env)
+
+
+def test_repro_noop_partial_stage_and_data_change(reproduced, clone, env):
     metrics = json.loads((clone / "reports" / "metrics.json").read_text())
     assert 0.0 <= metrics["f1"] <= 1.0
     assert (clone / "reports" / "plots" / "confusion.png").is_file()
@@ -129,9 +191,7 @@ def test_repro_noop_partial_stage_and_data_change(clone, env):
     assert ran(out) == ["evaluate"]
 
 
-def test_push_pull_default_remote(clone, env):
-    if not (clone / "dvc.lock").is_file():
-        sh(["dvc", "repro"], clone, env)
+def test_push_pull_default_remote(reproduced, clone, env):
     sh(["dvc", "push", "-q"], clone, env)
     remote = clone / ".dvc-remote"
     assert remote.is_dir() and any(p.is_file() for p in remote.rglob("*"))
@@ -143,11 +203,9 @@ def test_push_pull_default_remote(clone, env):
     assert "up to date" in sh(["dvc", "status"], clone, env)
 
 
-def test_flow_run_recorded_with_dvc(clone, env):
+def test_flow_run_recorded_with_dvc(reproduced, clone, env):
     """A Prefect run writes dvc.yaml's paths; `dvc commit` records them, so DVC sees nothing to do.
     The data stages' outputs come out byte for byte as `dvc repro` made them."""
-    if not (clone / "dvc.lock").is_file():
-        sh(["dvc", "repro"], clone, env)
 
     def data_hashes() -> dict:
         lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]

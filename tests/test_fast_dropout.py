@@ -85,7 +85,7 @@ def test_enable_keeps_eval_outputs_and_disable_restores(tiny_model_dir):
     out3 = model(input_ids=ids, attention_mask=mask).logits
     assert torch.equal(out1, out2) and not torch.equal(out1, out3)  # dropout active and seeded
     out1.sum().backward()
-    assert model.bert.encoder.layer[0].attention.self.query.weight.grad is not None
+    assert model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0  # gradients flow through
 
     fast_dropout.disable(model, state)
     assert model.config._attn_implementation == original

@@ -7,32 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from conftest import write_params  # tests/ is on sys.path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def write_params(root: Path, tiny_model_dir: Path, data: Path, **train) -> Path:
-    """The repo's params.yaml with tiny values (every key dvc.yaml lists stays present)."""
-    spec = yaml.safe_load((REPO / "params.yaml").read_text())
-    spec["data"].update(data_path=str(data), valid_split="validation", validation_split_ratio=None, seed=13)
-    spec["tokenize"].update(model=str(tiny_model_dir), max_seq_length=32, stride=4)
-    spec["train"].update(project_name="outputs/tiny", lr=5e-3, epochs=1, batch_size=8, logging_steps=2,
-                         mixed_precision=None, log="none", **train)
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +61,15 @@ def test_retries_only_on_publish():
 
     assert tasks.publish_task.retries == 3
     assert list(tasks.publish_task.retry_delay_seconds) == [10, 20, 40]  # exponential backoff
-    assert tasks.publish_task.retry_condition_fn is not None
+    # The condition retries a failed publish only when the Hub failure is transient.
+    from prefect.states import Failed
+
+    from tokclf.publishing.hub import HubAuthError, HubError, HubTransientError
+
+    retry = tasks.publish_task.retry_condition_fn
+    assert retry(tasks.publish_task, None, Failed(data=HubTransientError("the Hub answered 503", where="r"))) is True
+    for final in (HubAuthError("401", where="r"), HubError("400", where="r"), RuntimeError("bug")):
+        assert retry(tasks.publish_task, None, Failed(data=final)) is False, final
     for t in (tasks.ingest_task, tasks.validate_task, tasks.tokenize_task, tasks.train_task, tasks.evaluate_task):
         assert t.retries == 0, t.name
 

@@ -10,7 +10,8 @@ from conftest import shared_data
 from tokclf import TokenClassificationParams, evaluate, train
 from tokclf.cli.main import main as cli_main
 
-pytestmark = pytest.mark.integration
+# Each test trains MiniLM on real data (a minute or two on 2 cores).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

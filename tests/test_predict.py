@@ -11,6 +11,7 @@ import unicodedata
 import pytest
 
 from tokclf.cli.main import main as cli_main
+from tokclf.core.errors import DataError, TokclfError
 from tokclf.evaluation.scoring import score_records
 from tokclf.inference.entities import tag_spans
 from tokclf.inference.inputs import read_inputs
@@ -192,7 +193,7 @@ def test_predict_function_and_inputs(ner_model):
     assert len(many) == 9 and all(r.words[0] == "Mary" for r in many)
     gold = predict(ner_model, [PredictionInput(words=["Anna", "Lee"], gold=["B-PER", "I-PER"])], mixed_precision=None)
     assert gold[0].gold == ["B-PER", "I-PER"] and gold[0].to_dict()["gold"] == ["B-PER", "I-PER"]
-    with pytest.raises(Exception, match="expected a text"):
+    with pytest.raises(TokclfError, match="input 0 is a int; expected a text"):
         predict(ner_model, [3], mixed_precision=None)
     import tokclf
 
@@ -226,7 +227,7 @@ def test_read_inputs_formats(tmp_path):
     assert items[2].words == ["x"] and items[2].gold == ["O"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"words": 1}\n', encoding="utf-8")
-    with pytest.raises(Exception, match=r"bad.jsonl, line 2"):
+    with pytest.raises(DataError, match=r"bad.jsonl, line 2"):
         read_inputs(bad)
 
 

@@ -310,6 +310,7 @@ print("RESULT " + json.dumps(out["publish"]))
 """
 
 
+@pytest.mark.slow  # a Prefect server and a training run in a subprocess: about a minute
 def test_prefect_flow_run_publishes(hub, work, tiny_model_dir, ner_jsonl_dir):
     """The Prefect training flow (publish task included) with push_to_hub, against the fake Hub;
     the token comes from HF_TOKEN, never from params.yaml or the flow's parameters."""

@@ -53,7 +53,7 @@ def test_concurrent_requests_are_batched_and_correct(server, predictor):
 
     responses = asyncio.run(fire())
     assert [r.status_code for r in responses] == [200] * len(texts)
-    for r, text, ents in zip(responses, texts, expected):
+    for r, text, ents in zip(responses, texts, expected, strict=True):
         (result,) = r.json()["results"]
         assert result["text"] == text
         assert result["entities"] == ents

@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from tokclf.core.errors import TokclfError, ValidationFailed  # noqa: E402
-from tokclf.core.params import TokenClassificationParams  # noqa: E402
-from tokclf.pipeline import keys, retrain, stages, store  # noqa: E402
-from tokclf.pipeline.paths import (  # noqa: E402
+from tokclf.core.errors import TokclfError, ValidationFailed
+from tokclf.core.params import TokenClassificationParams
+from tokclf.pipeline import keys, retrain, stages, store
+from tokclf.pipeline.paths import (
     EVALUATION,
     FEATURES,
     METRICS,
@@ -119,7 +117,11 @@ def test_evaluate_metrics_and_plots(run):
     assert details["model"]["run_id"] == results["train"]["run_id"]
     loss = json.loads((paths.plots / "train_loss.json").read_text())
     assert loss and {"step", "loss"} <= set(loss[0])
-    assert json.loads((paths.plots / "eval_f1.json").read_text())[0]["f1"] >= 0
+    # One row per evaluation during training, with the Trainer's own scores (1 epoch: one evaluation).
+    log = json.loads((paths.model / "training_log.json").read_text())
+    evals = [(e["step"], e["eval_f1"]) for e in log if "eval_f1" in e]
+    assert len(evals) == 1
+    assert [(r["step"], r["f1"]) for r in json.loads((paths.plots / "eval_f1.json").read_text())] == evals
     assert {r["type"] for r in json.loads((paths.plots / "per_type_f1.json").read_text())} == {"PER", "ORG", "LOC"}
     lines = (paths.plots / "confusion.csv").read_text().splitlines()
     assert lines[0] == "actual,predicted" and len(lines) - 1 == metrics["test"]["words"]

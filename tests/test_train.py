@@ -49,14 +49,24 @@ def test_outputs_complete(trained):
 
 
 def test_pipeline_loads_output(trained):
-    from transformers import pipeline
+    from transformers import AutoTokenizer, pipeline
 
-    ner = pipeline("token-classification", model=str(trained.output_dir), aggregation_strategy="simple")
-    entities = ner("John Smith works at Google in Paris .")
-    assert isinstance(entities, list)
-    for e in entities:
+    text = "John Smith works at Google in Paris ."
+    # Every subword piece with its label (ignore_labels=[] keeps the O ones too): the folder's
+    # tokenizer, config and weights load as a stock token classifier.
+    every = pipeline("token-classification", model=str(trained.output_dir), ignore_labels=[])(text)
+    assert [p["word"] for p in every] == AutoTokenizer.from_pretrained(str(trained.output_dir)).tokenize(text)
+    labels = {"O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"}
+    assert {p["entity"] for p in every} <= labels
+    assert all(0.0 < p["score"] <= 1.0 for p in every)
+    grouped = pipeline("token-classification", model=str(trained.output_dir), aggregation_strategy="simple")(text)
+    for e in grouped:
         assert e["entity_group"] in {"PER", "ORG", "LOC"}
-        assert {"word", "score", "start", "end"} <= set(e)
+        assert text[e["start"]:e["end"]].lower() == e["word"]  # the MiniLM tokenizer is uncased
+    # The grouped entities are the runs of the per-piece labels (a B- or a new type starts one).
+    starts = [p for i, p in enumerate(every) if p["entity"] != "O" and (
+        p["entity"].startswith("B-") or i == 0 or every[i - 1]["entity"][2:] != p["entity"][2:])]
+    assert [e["entity_group"] for e in grouped] == [p["entity"][2:] for p in starts]
 
 
 def test_same_seed_same_metrics(trained, tiny_model_dir, ner_jsonl_dir, tmp_path):

@@ -125,9 +125,28 @@ def staged_dir(target: str | Path, *, marker: str = MARKER, what: str = "written
     swap_into_place(tmp, target)
 
 
+def apply_umask(folder: Path) -> None:
+    """Give `folder` and everything under it the modes plain `open()`/`mkdir` would under the user's
+    umask (executable files keep their x bits). Libraries that write atomically through their own
+    temporary files leave them private: safetensors 0.8 saves model weights 0600."""
+    files, dirs = file_mode(), dir_mode()
+    os.chmod(folder, dirs)
+    for root, dirnames, filenames in os.walk(folder):
+        for name in dirnames:
+            os.chmod(os.path.join(root, name), dirs)
+        for name in filenames:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue
+            executable = os.stat(path).st_mode & 0o111
+            os.chmod(path, dirs if executable else files)
+
+
 def swap_into_place(tmp: Path, target: Path) -> None:
     """Replace `target` (if any) by the finished folder `tmp`: two renames on one file system, so a
-    reader sees the old folder or the new one, never a mix; the old one is removed afterwards."""
+    reader sees the old folder or the new one, never a mix; the old one is removed afterwards.
+    `tmp` first gets the user's umask throughout (apply_umask)."""
+    apply_umask(tmp)
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:6]}"

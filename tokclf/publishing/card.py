@@ -1,15 +1,16 @@
 """The model card: README.md in every model folder, written on every run (pushed or not).
 
-YAML front matter in the form the Hugging Face Hub reads (built with huggingface_hub's
-`ModelCardData`, so the keys and the model-index layout are the Hub's own): library_name,
-pipeline_tag, base_model, datasets (Hub data only), tags, a widget example taken from the user's
-own validation data, and a model-index whose values are exactly those of metrics.json.
+Rendered by huggingface_hub's `ModelCard.from_template` over `templates/model_card.md` (package
+data): the YAML front matter is huggingface_hub's `ModelCardData` (library_name, pipeline_tag,
+base_model, datasets (Hub data only), tags, a widget example taken from the user's own validation
+data) with a model-index of `EvalResult`s whose values are exactly those of metrics.json; the body
+is the template's layout and prose over `card_context` (plain values, formatted and escaped here).
 
 The body says what the model tags, how it was scored (word level, entity level with seqeval, or
 per tag), the scores per split and per type, the training parameters (never the token), data
 fingerprints, the validation report's summary, how to use the model and its limitations.
 
-Nothing here reaches the network; huggingface_hub is imported only to lay out the YAML.
+Nothing here reaches the network; huggingface_hub lays out the metadata and parses the card back.
 """
 
 from __future__ import annotations
@@ -143,14 +144,14 @@ def front_matter(
     params: TokenClassificationParams, data: LabelledData, metrics: dict[str, Any], *, widget: str | None
 ) -> dict[str, Any]:
     """The card's metadata as a dict (what `card_metadata(README)` reads back)."""
-    import yaml
-
-    return yaml.safe_load(_front_matter_yaml(params, data, metrics, widget=widget))
+    return card_data(params, data, metrics, widget=widget).to_dict()
 
 
-def _front_matter_yaml(
+def card_data(
     params: TokenClassificationParams, data: LabelledData, metrics: dict[str, Any], *, widget: str | None
-) -> str:
+) -> Any:
+    """The Hub metadata as huggingface_hub's `ModelCardData`: the model-index holds one `EvalResult`
+    per scored split and metric, with exactly the values of metrics.json."""
     from huggingface_hub import EvalResult, ModelCardData
 
     name = repo_name(params)
@@ -177,7 +178,7 @@ def _front_matter_yaml(
     extra: dict[str, Any] = {}
     if widget:
         extra["widget"] = [{"text": widget}]
-    card = ModelCardData(
+    return ModelCardData(
         model_name=name if results else None,
         base_model=params.model if is_hub_id(params.model) else None,
         datasets=[params.data_path] if hub_data else None,
@@ -187,7 +188,6 @@ def _front_matter_yaml(
         eval_results=results or None,
         **extra,
     )
-    return card.to_yaml()
 
 
 def card_metadata(readme_text: str) -> dict[str, Any]:
@@ -202,54 +202,43 @@ def card_metadata(readme_text: str) -> dict[str, Any]:
 
 
 # --- body --------------------------------------------------------------------------------------------
-def _protocol(metrics: dict[str, Any], params: TokenClassificationParams) -> str:
-    scheme = (metrics.get("validation") or metrics.get("test") or {}).get("scheme")
-    common = (
-        "Scores are computed on **words**, never on subword pieces: each word takes the label predicted "
-        "for its first subword. Sentences longer than "
-        f"`max_seq_length={params.max_seq_length}` subword tokens are scored in overlapping windows "
-        f"(`stride={params.stride}`), each word taken from the window where it sits farthest from an edge, "
-        "so nothing is truncated. Accuracy is the share of words whose label is right."
-    )
-    if scheme == "entity":
-        return common + (
-            "\n\nPrecision, recall and F1 are **entity level**, computed with "
-            "[seqeval](https://github.com/chakki-works/seqeval) in its default mode (the conlleval rules): "
-            "an entity counts only when its type and both boundaries match, and an `I-X` that does not "
-            "continue an `X` entity starts a new one. Overall values are micro averages over entities; "
-            "`support` is the number of gold entities of the type."
-        )
-    return common + (
-        "\n\nThe labels are not BIO spans, so precision, recall and F1 are **per tag** (token level): every "
-        "word is one decision, the overall values are micro averages over words (equal to accuracy) and "
-        "`support` is the number of gold words with the tag."
-    )
+TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
 
 
-def _scores_table(m: dict[str, Any]) -> str:
-    rows = ["| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for name, row in sorted((m.get("per_type") or {}).items()):
-        rows.append(f"| {_md(name)} | {_f(row['precision'])} | {_f(row['recall'])} | {_f(row['f1'])} | {row.get('support', '')} |")
-    rows.append(f"| **overall** | **{_f(m['precision'])}** | **{_f(m['recall'])}** | **{_f(m['f1'])}** | |")
-    return "\n".join(rows)
+def _scheme(metrics: dict[str, Any]) -> str | None:
+    return (metrics.get("validation") or metrics.get("test") or {}).get("scheme")
 
 
-def _labels_section(data: LabelledData, metrics: dict[str, Any]) -> str:
+def _score_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per scored role (validation, test): its split, sizes, per-type rows and overall."""
+    out = []
+    for role in ("validation", "test"):
+        m = metrics.get(role)
+        if not m:
+            continue
+        out.append({
+            "role": role, "split": m.get("split", role),
+            "num_sentences": m.get("num_sentences", "?"), "num_words": m.get("num_words", "?"),
+            "per_type": [{"name": _md(name), "precision": _f(row["precision"]), "recall": _f(row["recall"]),
+                          "f1": _f(row["f1"]), "support": row.get("support", "")}
+                         for name, row in sorted((m.get("per_type") or {}).items())],
+            "precision": _f(m["precision"]), "recall": _f(m["recall"]), "f1": _f(m["f1"]),
+            "accuracy": _f(m["accuracy"]),
+        })
+    return out
+
+
+def _labels(data: LabelledData, metrics: dict[str, Any]) -> dict[str, Any]:
     names = data.label_names
-    scheme = (metrics.get("validation") or metrics.get("test") or {}).get("scheme")
-    if not names:
-        return (f"The data has {data.num_labels} integer tags without names; the model predicts "
-                "`LABEL_0` ... and scores are per tag. Pass `label_names` to get entity-level scores.")
-    if scheme == "entity":
-        types = sorted({n.split("-", 1)[1] for n in names if n != "O" and "-" in n})
-        head = f"It tags **entity spans** of {len(types)} type(s): " + ", ".join(f"`{t}`" for t in types) + "."
-    else:
-        head = f"It assigns one of {len(names)} **tags** to every word (e.g. part of speech)."
-    return head + "\n\nLabel set (id: label): " + ", ".join(f"{i}: `{n}`" for i, n in enumerate(names)) + "."
+    entity = _scheme(metrics) == "entity"
+    types = sorted({n.split("-", 1)[1] for n in names if n != "O" and "-" in n}) if names and entity else []
+    return {"names": names, "count": data.num_labels, "entity": entity, "types": types}
 
 
-def _params_table(params: TokenClassificationParams) -> str:
-    rows = ["| parameter | value |", "|---|---|"]
+def _parameter_rows(params: TokenClassificationParams) -> list[tuple[str, str]]:
+    """(key, JSON value) of every public parameter; paths shortened to their last part (a card must
+    not publish the trainer's directory layout)."""
+    rows = []
     for key, value in params.public_dict().items():
         if key == "data_path" and not str(value).startswith(("package://",)) and not is_hub_id(str(value)):
             value = Path(str(value)).expanduser().name
@@ -257,47 +246,36 @@ def _params_table(params: TokenClassificationParams) -> str:
             value = Path(str(value)).expanduser().name
         if key == "model" and not is_hub_id(str(value)):
             value = Path(str(value)).expanduser().name
-        rows.append(f"| `{key}` | {_md(json.dumps(value, ensure_ascii=False))} |")
-    return "\n".join(rows)
+        rows.append((key, _md(json.dumps(value, ensure_ascii=False))))
+    return rows
 
 
-def _data_section(data: LabelledData, roles: dict[str, str | None], fingerprints: dict[str, dict[str, Any]]) -> str:
+def _data_rows(data: LabelledData, roles: dict[str, str | None],
+               fingerprints: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     role_of = {v: k for k, v in roles.items() if v}
-    rows = ["| split | role | source | sentences | words | sha256 |", "|---|---|---|---|---|---|"]
+    rows = []
     for name in data.splits:
         fp = fingerprints.get(name, {})
-        rows.append(
-            f"| {_md(name)} | {role_of.get(name, '')} | {_md(_source_name(str(data.sources.get(name, name))))} | "
-            f"{fp.get('sentences', '')} | {fp.get('tokens', '')} | `{fp.get('sha256', '')}` |"
-        )
-    return "\n".join(rows) + (
-        "\n\nsha256: hash of the split as tokclf read it (after validation and any BIO repair): one line per "
-        "sentence, `{\"tokens\": [...], \"tags\": [...]}` as compact UTF-8 JSON with tag names, in order "
-        "(`tokclf.publishing.card.fingerprint_split`). Equal hashes mean the same sentences and tags, whatever the file format."
-    )
+        rows.append({"name": _md(name), "role": role_of.get(name, ""),
+                     "source": _md(_source_name(str(data.sources.get(name, name)))),
+                     "sentences": fp.get("sentences", ""), "words": fp.get("tokens", ""), "sha256": fp.get("sha256", "")})
+    return rows
 
 
-def _validation_section(report: dict[str, Any]) -> str:
+def _validation_summary(report: dict[str, Any]) -> dict[str, Any] | None:
     if not report:
-        return "No validation report was recorded."
+        return None
     warnings = report.get("warnings") or []
     by_code: dict[str, int] = {}
     for w in warnings:
         by_code[w.get("code", "?")] = by_code.get(w.get("code", "?"), 0) + 1
-    lines = [
-        f"Data validation before training: {report.get('num_errors', 0)} error(s), "
-        f"{report.get('num_warnings', len(warnings))} warning(s), {report.get('repaired', 0)} tag(s) repaired "
-        "(full report: `validation_report.json`)."
-    ]
-    if by_code:
-        lines.append("")
-        lines.append("Warnings by kind: " + ", ".join(f"`{c}` {n}" for c, n in sorted(by_code.items())) + ".")
-        lines.append("")
-        for w in warnings[:MAX_WARNINGS_SHOWN]:
-            lines.append(f"- {_md(w.get('split', ''))}: {_md(w.get('message', ''))}")
-        if len(warnings) > MAX_WARNINGS_SHOWN:
-            lines.append(f"- ... and {len(warnings) - MAX_WARNINGS_SHOWN} more")
-    return "\n".join(lines)
+    return {
+        "errors": report.get("num_errors", 0), "warnings": report.get("num_warnings", len(warnings)),
+        "repaired": report.get("repaired", 0), "by_code": sorted(by_code.items()),
+        "shown": [{"split": _md(w.get("split", "")), "message": _md(w.get("message", ""))}
+                  for w in warnings[:MAX_WARNINGS_SHOWN]],
+        "more": max(0, len(warnings) - MAX_WARNINGS_SHOWN),
+    }
 
 
 def _model_max_length(model_dir: Path | None) -> int | None:
@@ -310,44 +288,52 @@ def _model_max_length(model_dir: Path | None) -> int | None:
     return int(value) if isinstance(value, (int, float)) and 0 < value < 1_000_000 else None
 
 
-def _limitations(params: TokenClassificationParams, data: LabelledData, model_dir: Path | None, dataset: str) -> str:
-    mml = _model_max_length(model_dir)
-    window = (
-        f"- **Long inputs.** tokclf trained and scored in windows of `max_seq_length={params.max_seq_length}` "
-        f"subword tokens with `stride={params.stride}` of overlap, so long sentences were never truncated. The "
-        "`transformers` pipeline, however, truncates its input at the tokenizer's `model_max_length`"
-        + (f" ({mml} tokens)" if mml else "")
-        + " unless you pass `stride=`, e.g. `pipeline(..., aggregation_strategy=\"simple\", stride=32)`, which "
-        "covers the whole text in overlapping windows."
-    )
-    lines = [
-        window,
-        f"- **Language and domain.** The model saw only `{dataset}`: its language(s), domain, spelling and "
-        "tokenisation conventions. It has not been evaluated on anything else; expect lower scores on other "
-        "languages, text types or annotation guidelines. The scores above come from held-out splits of the same data.",
-        "- **Words.** Training data came split into words; the pipeline splits raw text with the tokenizer's "
-        "pre-tokenizer, which may cut words (e.g. punctuation, hyphens, contractions) differently.",
-    ]
-    if not data.label_names:
-        lines.append("- **No label names.** Tags were integers without names, so predictions are `LABEL_i` and "
-                     "no entity-level scores exist.")
-    return "\n".join(lines)
-
-
-def _training_summary(metrics: dict[str, Any]) -> str:
+def _training_summary(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) pairs of the training run: epochs, steps, loss, time, sizes, best checkpoint."""
     t = metrics.get("train") or {}
     if not t:
-        return ""
-    parts = []
+        return []
+    parts: list[tuple[str, Any]] = []
     for key, label in (("epochs", "epochs run"), ("steps", "optimizer steps"), ("loss", "final training loss"),
                        ("runtime_s", "training time (s)"), ("sentences", "training sentences"),
                        ("features", "training windows")):
         if key in t:
-            parts.append(f"{label}: {t[key]:.4f}" if isinstance(t[key], float) and key == "loss" else f"{label}: {t[key]}")
+            parts.append((label, f"{t[key]:.4f}" if isinstance(t[key], float) and key == "loss" else t[key]))
     best = metrics.get("best_checkpoint")
     if best:
-        parts.append(f"best checkpoint (validation F1): {best}")
-    return "; ".join(parts) + "."
+        parts.append(("best checkpoint (validation F1)", best))
+    return parts
+
+
+def card_context(
+    params: TokenClassificationParams,
+    data: LabelledData,
+    metrics: dict[str, Any],
+    report: dict[str, Any],
+    *,
+    widget: str | None,
+    roles: dict[str, str | None],
+    model_dir: Path | None,
+    fingerprints: dict[str, dict[str, Any]],
+    versions: dict[str, str] | None,
+) -> dict[str, Any]:
+    """What templates/model_card.md shows besides the metadata: plain values, numbers formatted and
+    table cells escaped here so the template holds only the layout and the prose."""
+    from tokclf import __version__
+
+    base_link = (f"[`{params.model}`](https://huggingface.co/{params.model})" if is_hub_id(params.model)
+                 else f"a local checkpoint ({Path(params.model).name})")
+    return {
+        "name": repo_name(params), "tokclf_version": __version__, "base_link": base_link,
+        "dataset": data_display_name(params, data), "labels": _labels(data, metrics),
+        "max_seq_length": params.max_seq_length, "stride": params.stride,
+        "scores": _score_rows(metrics),
+        "model_ref_json": json.dumps(hub_model_id(params) or repo_name(params)),
+        "example_json": json.dumps(widget or "Your text here", ensure_ascii=False), "widget": bool(widget),
+        "training": _training_summary(metrics), "parameters": _parameter_rows(params), "versions": versions or {},
+        "data_splits": _data_rows(data, roles, fingerprints), "validation": _validation_summary(report),
+        "model_max_length": _model_max_length(model_dir),
+    }
 
 
 def render_card(
@@ -360,75 +346,22 @@ def render_card(
     fingerprints: dict[str, dict[str, Any]] | None = None,
     versions: dict[str, str] | None = None,
 ) -> str:
-    """The full README.md text: YAML front matter, then the card body.
+    """The full README.md text: huggingface_hub's `ModelCard.from_template` over
+    templates/model_card.md, with the metadata of `card_data` and the body of `card_context`.
 
     `report` is a ValidationReport (or its `to_dict()`); `model_dir` (optional) is the folder the
-    model and tokenizer were saved to, read for the tokenizer's model_max_length.
+    model and tokenizer were saved to, read for the tokenizer's model_max_length. The text is
+    parsed back by ModelCard (a malformed model-index raises here, not on the Hub).
     """
-    from tokclf import __version__
+    from huggingface_hub import ModelCard
 
     report_dict = report.to_dict() if hasattr(report, "to_dict") else (report or {})
     fingerprints = fingerprints if fingerprints is not None else data_fingerprints(data)
     model_dir = Path(model_dir) if model_dir is not None else None
     roles = split_roles(metrics, params, data)
     widget = widget_text(data, roles["validation"] or roles["test"] or roles["train"], data.label_names)
-    name = repo_name(params)
-    hub_id = hub_model_id(params)
-    dataset = data_display_name(params, data)
-    base = params.model if is_hub_id(params.model) else f"a local checkpoint ({Path(params.model).name})"
-    base_link = f"[`{params.model}`](https://huggingface.co/{params.model})" if is_hub_id(params.model) else base
-
-    parts = ["---", _front_matter_yaml(params, data, metrics, widget=widget).rstrip("\n"), "---", ""]
-    parts.append(f"# {name}\n")
-    parts.append(
-        f"A token-classification model: {base_link} fine-tuned with tokclf {__version__} on `{dataset}`. "
-        + _labels_section(data, metrics) + "\n"
-    )
-
-    parts.append("## Evaluation\n")
-    parts.append(_protocol(metrics, params) + "\n")
-    any_scores = False
-    for role in ("validation", "test"):
-        m = metrics.get(role)
-        if not m:
-            continue
-        any_scores = True
-        split = m.get("split", role)
-        parts.append(
-            f"### {role.capitalize()} (split `{split}`: {m.get('num_sentences', '?')} sentences, "
-            f"{m.get('num_words', '?')} words)\n"
-        )
-        parts.append(_scores_table(m) + "\n")
-        parts.append(f"Word accuracy: {_f(m['accuracy'])}\n")
-    if not any_scores:
-        parts.append("No validation or test split was available: this model has **no reported scores**.\n")
-
-    parts.append("## How to use\n")
-    model_ref = hub_id or name
-    example = widget or "Your text here"
-    parts.append(
-        "```python\nfrom transformers import pipeline\n\n"
-        f'ner = pipeline("token-classification", model={json.dumps(model_ref)}, aggregation_strategy="simple")\n'
-        f"print(ner({json.dumps(example, ensure_ascii=False)}))\n```\n"
-    )
-    parts.append(
-        "`aggregation_strategy=\"simple\"` merges subword pieces into whole words and entity spans. "
-        + ("The example sentence comes from the validation data.\n" if widget else "\n")
-    )
-
-    parts.append("## Training\n")
-    summary = _training_summary(metrics)
-    if summary:
-        parts.append(summary + "\n")
-    parts.append("Parameters (the Hub token is never recorded):\n")
-    parts.append(_params_table(params) + "\n")
-    if versions:
-        parts.append("Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".\n")
-
-    parts.append("## Data\n")
-    parts.append(_data_section(data, roles, fingerprints) + "\n")
-    parts.append(_validation_section(report_dict) + "\n")
-
-    parts.append("## Limitations\n")
-    parts.append(_limitations(params, data, model_dir, dataset) + "\n")
-    return "\n".join(parts)
+    context = card_context(params, data, metrics, report_dict, widget=widget, roles=roles, model_dir=model_dir,
+                           fingerprints=fingerprints, versions=versions)
+    card = ModelCard.from_template(card_data(params, data, metrics, widget=widget), template_path=str(TEMPLATE),
+                                   **context)
+    return str(card)

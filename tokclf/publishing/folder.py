@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.columns import TOKENS
-from tokclf.core.fileio import write_json
+from tokclf.core.fileio import write_json, write_text
 from tokclf.core.params import TokenClassificationParams
 from tokclf.data.types import LabelledData
 
@@ -101,4 +101,4 @@ def write_outputs(
     if log_history:
         write_json(out / "training_log.json", log_history)
     card = render_card(params, data, metrics, report, model_dir=out, fingerprints=fingerprints, versions=run_versions)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    write_text(out / "README.md", card)

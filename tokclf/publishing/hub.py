@@ -169,51 +169,52 @@ def _api(token: str, endpoint: str | None) -> Any:
 
 
 # --- error translation --------------------------------------------------------------------------------
-def _status_of(exc: BaseException) -> int | None:
-    seen = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        response = getattr(cur, "response", None)
-        status = getattr(response, "status_code", None)
-        if isinstance(status, int):
-            return status
-        cur = cur.__cause__ or cur.__context__
+def _http_library() -> Any:
+    """The HTTP client huggingface_hub is built on (httpx under huggingface_hub 1.x, httpx2 under 2.x):
+    `huggingface_hub.errors.HTTPError` is that library's base error, so its exceptions are the ones
+    huggingface_hub lets through."""
+    import importlib
+
+    from huggingface_hub.errors import HTTPError
+
+    return importlib.import_module(HTTPError.__module__.partition(".")[0])
+
+
+def _failure(exc: BaseException) -> BaseException:
+    """The failed request behind `exc`: `exc` itself, except that hf_hub_download raises
+    LocalEntryNotFoundError *from* the failed request (a 5xx, a refused connection) when it has no
+    cached copy to fall back on; then its cause."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
+def _status_of(failure: BaseException) -> int | None:
+    """The HTTP status of an answered request: huggingface_hub's HfHubHTTPError (every error status
+    it raises on) or the HTTP library's own HTTPStatusError."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(failure, (HfHubHTTPError, _http_library().HTTPStatusError)):
+        status = getattr(failure.response, "status_code", None)
+        return status if isinstance(status, int) else None
     return None
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    seen = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        mod = type(cur).__module__ or ""
-        name = type(cur).__name__
-        if mod.startswith(("httpx", "httpcore", "requests", "urllib3")) and (
-            "Connect" in name or "Timeout" in name or "Network" in name or "Protocol" in name
-            or name in ("TransportError", "ReadError", "WriteError", "ConnectionError")
-        ):
-            return True
-        if isinstance(cur, (ConnectionError, TimeoutError)):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
+def _is_connection_error(failure: BaseException) -> bool:
+    """No answer at all: the HTTP library's TransportError (connect/read/write errors, timeouts,
+    proxy and protocol errors) or the OS's own connection and timeout errors."""
+    return isinstance(failure, (_http_library().TransportError, ConnectionError, TimeoutError))
 
 
-def _server_message(exc: BaseException) -> str:
+def _server_message(exc: BaseException, failure: BaseException) -> str:
     """The Hub's own reason when it gave one (HfHubHTTPError.server_message), else the exception's
     message, on one line and capped."""
-    seen = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        server = getattr(cur, "server_message", None)
-        if isinstance(server, str) and server.strip():
-            text = " ".join(server.split())
-            break
-        cur = cur.__cause__ or cur.__context__
-    else:
-        text = " ".join(str(exc).split())
+    from huggingface_hub.errors import HfHubHTTPError
+
+    server = failure.server_message if isinstance(failure, HfHubHTTPError) else None
+    text = " ".join((server if server and server.strip() else str(exc)).split())
     return text[:400] + ("..." if len(text) > 400 else "")
 
 
@@ -231,10 +232,11 @@ def hub_errors(token: str | None, repo_id: str, action: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - every other failure is translated below
         from huggingface_hub.errors import OfflineModeIsEnabled
 
-        message = redact(_server_message(exc), token)
-        status = _status_of(exc)
+        failure = _failure(exc)
+        message = redact(_server_message(exc, failure), token)
+        status = _status_of(failure)
         namespace = repo_id.split("/")[0]
-        if isinstance(exc, OfflineModeIsEnabled):
+        if isinstance(failure, OfflineModeIsEnabled):
             error: HubError = HubError(f"{action}: offline mode is on", where=repo_id,
                                        fix="run with HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0.")
         elif status == 401:
@@ -257,8 +259,8 @@ def hub_errors(token: str | None, repo_id: str, action: str) -> Iterator[None]:
         elif status is not None:
             error = HubError(f"{action}: the Hub refused the request ({status}): {message}", where=repo_id,
                              fix="see the Hub's message above.")
-        elif _is_connection_error(exc):
-            error = HubTransientError(f"{action}: cannot reach the Hub ({type(exc).__name__}): {message}",
+        elif _is_connection_error(failure):
+            error = HubTransientError(f"{action}: cannot reach the Hub ({type(failure).__name__}): {message}",
                                       where=repo_id, fix="check the network / HF_ENDPOINT and retry.")
         elif isinstance(exc, ValueError) and "metadata" in str(exc).lower():
             error = HubError(f"{action}: the Hub rejected the model card's metadata: {message}", where=repo_id,

@@ -205,17 +205,14 @@ def fit(
     scores `valid_name` on words (early stopping and the best checkpoint use its entity F1).
     """
     import torch
-    from transformers import (
-        AutoModelForTokenClassification,
-        EarlyStoppingCallback,
-        set_seed,
-    )
+    from transformers import EarlyStoppingCallback, set_seed
 
     from tokclf.core.hardware import has_cuda
     from tokclf.training.arguments import (
         training_arguments,
         uses_lazy_embedding_updates,
     )
+    from tokclf.training.model_init import load_token_classifier
     from tokclf.training.trainer import DropExtraColumns, TokclfTrainer
 
     label_names = data.label_names
@@ -225,10 +222,7 @@ def fit(
     # Master weights in fp32 whatever the checkpoint's storage dtype: transformers 5 loads a bf16/fp16
     # checkpoint in that dtype by default, and fine-tuning in pure half precision loses updates.
     # Mixed precision (autocast) is applied by the Trainer on top.
-    model = AutoModelForTokenClassification.from_pretrained(
-        model_path, num_labels=num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-        ignore_mismatched_sizes=True, dtype=torch.float32,
-    )
+    model = load_token_classifier(model_path, id2label=id2label, dtype=torch.float32)
     if params.freeze_word_embeddings:
         # The Trainer's optimizer takes only parameters that require a gradient.
         model.get_input_embeddings().weight.requires_grad_(False)
