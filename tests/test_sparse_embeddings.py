@@ -93,7 +93,9 @@ def test_training_with_lazy_embedding_updates(tiny_model_dir, ner_jsonl_dir, tmp
 
 def test_lazy_updates_only_where_they_apply(monkeypatch, tmp_path):
     from tokclf import TokenClassificationParams
-    from tokclf.training.arguments import uses_lazy_embedding_updates as use_lazy_embedding_updates
+    from tokclf.training.arguments import (
+        uses_lazy_embedding_updates as use_lazy_embedding_updates,
+    )
 
     def params(**kw):
         return TokenClassificationParams(data_path="d", project_name=str(tmp_path / "m"), **kw)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.columns import LINE, TAGS, TOKENS
-from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH
 from tokclf.core.errors import ValidationFailed
+from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH
 from tokclf.data.schemes import is_iob2
 from tokclf.data.types import LabelledData
 

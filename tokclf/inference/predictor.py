@@ -59,7 +59,12 @@ class Predictor:
 
         from tokclf.core.hardware import resolve_precision
         from tokclf.core.resources import resolve_model_path
-        from tokclf.inference.loading import find_onnx, load_trained, read_manifest, window_settings
+        from tokclf.inference.loading import (
+            find_onnx,
+            load_trained,
+            read_manifest,
+            window_settings,
+        )
 
         if token_budget < 1 or batch_size < 1:
             raise TokclfError(f"token budget ({token_budget}) and batch size ({batch_size}) must be positive",
