@@ -28,7 +28,7 @@ DATA_KEYS = (
 
 
 # Modules adding subcommands (predict/export/serve, pipeline stages, publish).
-EXTENSIONS = ("tokclf.cli.inference", "tokclf.cli.pipeline", "tokclf.cli.publish")
+EXTENSIONS = ("tokclf.cli.inference", "tokclf.cli.pipeline", "tokclf.cli.publish", "tokclf.cli.convert")
 
 
 def _flag(name: str) -> str:

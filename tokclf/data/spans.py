@@ -270,9 +270,10 @@ def align_doc(doc: SpanDoc, options: SpanOptions, stats: SpanStats) -> AlignedDo
         check_span(doc, span, options)
         text = doc.text[span.start:span.end]
         label = map_type(span.label, options.label_map)
+        here = f"{doc.where}, {span.ref}" if span.ref else doc.where
         first, last = _word_range(offsets, span.start, span.end, options.alignment)
         if first == last:
-            stats.add(AlignmentIssue(doc.where, span.start, span.end, text, label, "dropped",
+            stats.add(AlignmentIssue(here, span.start, span.end, text, label, "dropped",
                                      "it covers no whole word" if options.alignment == "contract"
                                      else "it covers only spaces or characters that are no word"))
             continue
@@ -285,7 +286,7 @@ def align_doc(doc: SpanDoc, options: SpanOptions, stats: SpanStats) -> AlignedDo
                     fix="correct the span to whole words, or use span_alignment=expand (grow to whole words) "
                     "or contract (shrink to the words inside).")
             action = "expanded" if options.alignment == "expand" else "contracted"
-            stats.add(AlignmentIssue(doc.where, span.start, span.end, text, label, action,
+            stats.add(AlignmentIssue(here, span.start, span.end, text, label, action,
                                      f"now [{ws}:{we}] {doc.text[ws:we]!r}"))
         placed.append((first, last, Span(span.start, span.end, label, text, span.ref)))
     kept = _resolve_overlaps(doc, placed, options, stats)
