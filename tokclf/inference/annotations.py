@@ -83,6 +83,8 @@ def _ls_data(rec: SpanRecord, data_key: str) -> dict[str, Any]:
     data = dict(rec.meta.get("data") or {})
     key = next((k for k, v in data.items() if v == rec.text), data_key)
     data[key] = rec.text
+    if rec.meta.get("name") is not None:
+        data.setdefault("name", rec.meta["name"])  # a brat document's name survives the round trip
     return data
 
 
@@ -196,7 +198,8 @@ def _line_fragments(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _brat_name(rec: SpanRecord, index: int) -> str:
-    ident = rec.meta.get("name") or rec.meta.get("id")
+    data = rec.meta.get("data") if isinstance(rec.meta.get("data"), dict) else {}
+    ident = rec.meta.get("name") or data.get("name") or rec.meta.get("id")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(ident)) if ident is not None else ""
     return safe or f"doc-{index:05d}"
 
