@@ -30,9 +30,9 @@ from tokclf.core.columns import DOCUMENT, LINE, TAGS, TOKENS
 from tokclf.core.errors import DataError
 from tokclf.core.params import CARVED_VALIDATION_SPLIT
 from tokclf.core.resources import is_hub_id, resolve_data_path
-from tokclf.data import conll, formats, hf, tabular
+from tokclf.data import conll, formats, hf, spans, tabular
 from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
-from tokclf.data.spans import SpanOptions, map_split_tags, parse_label_map
+from tokclf.data.spans import SpanOptions, map_split_tags
 from tokclf.data.types import LabelledData
 
 CONLL_EXTENSIONS = conll.CONLL_DATA_SUFFIXES
@@ -181,11 +181,8 @@ def load_labelled_data(
     resolved = resolve_data_path(data_path)
     available, origin = _sources(resolved, train_split)
     user_names = parse_label_names(label_names)
-    mapping = parse_label_map(label_map)
-    known = {n[2:] for n in user_names if n[:2] in ("B-", "I-")} if user_names else None
-    if known is None and mapping and span_alignment == "strict":
-        known = set(mapping.values())
-    span_options = SpanOptions(span_alignment, overlapping, mapping, known)
+    span_options = spans.span_options(span_alignment, overlapping, label_map, user_names)
+    mapping = span_options.label_map
     notes: list[str] = []
 
     wanted: dict[str, str] = {}  # our name -> name in the source

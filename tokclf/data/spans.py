@@ -80,6 +80,20 @@ class SpanOptions:
     known_types: set[str] | None = None
 
 
+def span_options(alignment: str = "expand", overlapping: str = "error", label_map: str | dict[str, str] | None = None,
+                 label_names: Sequence[str] | None = None) -> SpanOptions:
+    """The options from parameters. Known types (what strict checks labels against): the types of
+    label_names' B-/I- tags when given, else the label map's targets (and names it leaves alone)."""
+    if alignment not in ALIGNMENTS or overlapping not in OVERLAPPING:
+        raise DataError(f"span_alignment={alignment!r} / overlapping={overlapping!r} is not an option",
+                        fix=f"span_alignment: {', '.join(ALIGNMENTS)}; overlapping: {', '.join(OVERLAPPING)}.")
+    mapping = parse_label_map(label_map)
+    known = {n[2:] for n in label_names if n[:2] in ("B-", "I-")} if label_names else None
+    if known is None and mapping and alignment == "strict":
+        known = set(mapping.values())
+    return SpanOptions(alignment, overlapping, mapping, known)
+
+
 @dataclass
 class AlignmentIssue:
     """A span tokclf changed or dropped: where, its offsets, text and label, and what was done."""

@@ -24,7 +24,7 @@ from tokclf.core.errors import DataError, TokclfError
 from tokclf.core.fileio import atomic_file
 from tokclf.data import formats
 from tokclf.data.conll import CONLL_DATA_SUFFIXES
-from tokclf.data.spans import SpanOptions, SpanStats, align_docs, map_tag, parse_label_map
+from tokclf.data.spans import SpanOptions, SpanStats, align_docs, map_tag, span_options
 from tokclf.inference.annotations import ANNOTATION_FORMATS, SpanRecord, from_tags, write_annotations
 from tokclf.text.words import join_words
 
@@ -148,7 +148,7 @@ def convert(source: str | Path, target: str | Path, *, from_format: str | None =
     for name, fmt in (("--from", fin), ("--to", fout)):
         if fmt not in CONVERT_FORMATS:
             raise TokclfError(f"{name} {fmt!r} is not a format", fix=f"use one of {', '.join(CONVERT_FORMATS)}.")
-    options = SpanOptions(span_alignment, overlapping, parse_label_map(label_map))
+    options = span_options(span_alignment, overlapping, label_map)
     records, stats = read_records(src, fin, options)
     if fout in TAG_FORMATS:
         write_tag_records(records, dst, fout)

@@ -14,8 +14,7 @@ JSON-MIN: one flat object per annotation, `{"id", "text", "<from_name>": [{start
 labels}], "annotator", "updated_at", ...}`; a task annotated by several people appears once per
 annotation, so the same rule (the latest per task id) applies.
 
-The text: `data.text`, else the only string field of `data` (a labeling config may name it
-otherwise, e.g. `$document`). Offsets are Python string indices (Label Studio stores code
+The text: `data.text` (the `$text` of tokclf's and Label Studio's NER labeling config). Offsets are Python string indices (Label Studio stores code
 points for plain text).
 """
 
@@ -46,13 +45,10 @@ def _task_text(data: Any, where: str) -> str:
         raise DataError("the task has no `data` object", where=where, fix=f"export tasks like {_EXAMPLE}.")
     if isinstance(data.get("text"), str):
         return data["text"]
-    strings = [k for k, v in data.items() if isinstance(v, str)]
-    if len(strings) == 1:
-        return data[strings[0]]
-    raise DataError(
-        "the task has no text: `data.text` is missing" + (f" and `data` has several string fields ({', '.join(strings)})"
-                                                          if strings else ""),
-        where=where, fix="put the text the spans point into under data.text (the labeling config's `$text`).")
+    fields = ", ".join(data) or "none"
+    raise DataError(f"the task has no text: `data.text` is missing (its data fields: {fields})", where=where,
+                    fix="put the text the spans point into under data.text (a labeling config with "
+                    "<Text name=\"text\" value=\"$text\"/>), or drop tasks that are not text.")
 
 
 def _latest(annotations: list[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]] | None:
