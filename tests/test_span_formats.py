@@ -269,3 +269,32 @@ def test_to_labelstudio_tasks_from_records():
     assert task["id"] == 5 and task["predictions"][0]["score"] == 0.8
     assert task["predictions"][0]["result"][0]["value"] == {"start": 0, "end": 10, "text": "John Smith", "labels": ["PER"]}
     assert task["predictions"][0]["result"][0]["score"] == 0.85
+
+
+@pytest.mark.parametrize("fmt", ["labelstudio", "doccano", "prodigy", "brat", "spacy"])
+def test_prediction_writers_read_back(fmt, tmp_path):
+    """Pre-annotations in every format read back (tokclf's own readers) as the predicted spans."""
+    if fmt == "spacy":
+        pytest.importorskip("spacy")
+    from tokclf.inference.annotations import from_prediction, write_annotations
+    from tokclf.inference.records import PredictionRecord
+    from tokclf.text.words import split_words
+
+    words, offsets = split_words(TEXT1)
+    tags = ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O"]
+    rec = PredictionRecord(text=TEXT1, words=words, spans=offsets, tags=tags, scores=[0.9] * 7, meta={"id": 3},
+                           entities=[{"type": "PER", "text": "John Smith", "start": 0, "end": 10, "score": 0.9,
+                                      "words": [0, 2]},
+                                     {"type": "LOC", "text": "New York", "start": 20, "end": 28, "score": 0.9,
+                                      "words": [4, 6]}])
+    out = tmp_path / {"labelstudio": "p.json", "doccano": "p.jsonl", "prodigy": "p.jsonl", "brat": "p",
+                      "spacy": "p.spacy"}[fmt]
+    assert write_annotations([from_prediction(rec)], out, fmt, predictions=True, model_version="v") == 1
+    assert detect_format(out) == fmt
+    (doc,) = read_span_docs(out, fmt, all_records=True)
+    if fmt == "labelstudio":  # predictions are not annotations: the spans sit in predictions[]
+        result = json.loads(out.read_text())[0]["predictions"][0]["result"]
+        got = [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in result]
+    else:
+        got = [(s.start, s.end, s.label) for s in doc.spans]
+    assert doc.text == TEXT1 and got == [(0, 10, "PER"), (20, 28, "LOC")]
