@@ -298,3 +298,18 @@ def test_prediction_writers_read_back(fmt, tmp_path):
     else:
         got = [(s.start, s.end, s.label) for s in doc.spans]
     assert doc.text == TEXT1 and got == [(0, 10, "PER"), (20, 28, "LOC")]
+
+
+def test_labelstudio_offsets_are_utf16_units(tmp_path):
+    """Label Studio counts offsets in JavaScript string units: an emoji is two of them."""
+    from tokclf.inference.annotations import SpanRecord, labelstudio_annotated_tasks
+
+    text = "I \U0001F600 love Paris"
+    task = {"id": 1, "data": {"text": text}, "annotations": [{"result": [
+        {"type": "labels", "value": {"start": 10, "end": 15, "text": "Paris", "labels": ["LOC"]}}]}]}
+    path = tmp_path / "emoji.json"
+    path.write_text(json.dumps([task]))
+    (doc,) = read_span_docs(path, "labelstudio")
+    assert (doc.spans[0].start, doc.spans[0].end) == (9, 14) and text[9:14] == "Paris"
+    (back,) = labelstudio_annotated_tasks([SpanRecord(text, [], [{"start": 9, "end": 14, "label": "LOC", "text": "Paris"}])])
+    assert back["annotations"][0]["result"][0]["value"]["start"] == 10

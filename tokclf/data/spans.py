@@ -148,6 +148,25 @@ class SpanStats:
         return out
 
 
+# --- UTF-16 offsets (Label Studio counts in JavaScript string units) ---------------------------------
+
+def utf16_to_index(text: str) -> dict[int, int] | None:
+    """UTF-16 code unit offset -> Python string index, or None when they are the same (no character
+    outside the Basic Multilingual Plane, e.g. no emoji)."""
+    if all(ord(c) <= 0xFFFF for c in text):
+        return None
+    table, unit = {}, 0
+    for i, ch in enumerate(text):
+        table[unit] = i
+        unit += 2 if ord(ch) > 0xFFFF else 1
+    table[unit] = len(text)
+    return table
+
+
+def index_to_utf16(text: str, index: int) -> int:
+    return index + sum(1 for c in text[:index] if ord(c) > 0xFFFF)
+
+
 # --- the label map ------------------------------------------------------------------------------
 
 def parse_label_map(value: str | dict[str, str] | None) -> dict[str, str] | None:

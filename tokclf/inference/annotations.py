@@ -66,11 +66,15 @@ def from_tags(text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[str]
 # --- Label Studio -----------------------------------------------------------------------------------
 
 def _ls_results(rec: SpanRecord, from_name: str, to_name: str, with_scores: bool) -> list[dict[str, Any]]:
+    from tokclf.data.spans import index_to_utf16
+
     out = []
     for span in rec.spans:
+        # Label Studio counts offsets in UTF-16 units (JavaScript strings).
+        start, end = index_to_utf16(rec.text, span["start"]), index_to_utf16(rec.text, span["end"])
         item: dict[str, Any] = {
             "id": uuid.uuid4().hex[:10], "from_name": from_name, "to_name": to_name, "type": "labels",
-            "value": {"start": span["start"], "end": span["end"], "text": span["text"], "labels": [span["label"]]},
+            "value": {"start": start, "end": end, "text": span["text"], "labels": [span["label"]]},
         }
         if with_scores and span.get("score") is not None:
             item["score"] = span["score"]

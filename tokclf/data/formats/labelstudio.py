@@ -14,8 +14,10 @@ JSON-MIN: one flat object per annotation, `{"id", "text", "<from_name>": [{start
 labels}], "annotator", "updated_at", ...}`; a task annotated by several people appears once per
 annotation, so the same rule (the latest per task id) applies.
 
-The text: `data.text` (the `$text` of tokclf's and Label Studio's NER labeling config). Offsets are Python string indices (Label Studio stores code
-points for plain text).
+The text: `data.text` (the `$text` of tokclf's and Label Studio's NER labeling config). Offsets
+count UTF-16 code units, as Label Studio's JavaScript front end does; they are converted to Python
+string indices (they differ only after characters beyond U+FFFF, such as emoji). tokclf's writer
+(`tokclf.inference.annotations`) converts back.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.data.formats.jsonrecords import offset, read_records, require_dict
-from tokclf.data.spans import Span, SpanDoc
+from tokclf.data.spans import Span, SpanDoc, utf16_to_index
 
 _EXAMPLE = '{"id": 1, "data": {"text": "..."}, "annotations": [{"result": [...]}]}'
 
@@ -95,6 +97,16 @@ def _min_spans(items: list[Any], where: str) -> list[Span]:
     return _spans([{"type": "labels", "value": v, "id": i} for i, v in enumerate(items, 1)], where)
 
 
+def _code_points(text: str, spans: list[Span]) -> list[Span]:
+    """Label Studio's offsets count UTF-16 units (JavaScript strings): the same as Python indices
+    unless the text has characters beyond U+FFFF (emoji), which count twice there."""
+    table = utf16_to_index(text)
+    if table is None:
+        return spans
+    # An offset inside a surrogate pair is not a character boundary: left as is, the checks report it.
+    return [Span(table.get(s.start, s.start), table.get(s.end, s.end), s.label, s.recorded, s.ref) for s in spans]
+
+
 def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
     records, unit = read_records(path)
     unit = "task" if unit == "record" else unit
@@ -119,7 +131,7 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
                 continue
             i, ann = chosen
             ann_where = f"{where}, annotation {ann.get('id', i + 1)}"
-            docs.append(SpanDoc(text, _spans(ann.get("result", []), ann_where), ann_where, place,
+            docs.append(SpanDoc(text, _code_points(text, _spans(ann.get("result", []), ann_where)), ann_where, place,
                                 meta={"id": rec.get("id"), "data": rec.get("data")}))
             continue
         # JSON-MIN
@@ -132,7 +144,8 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
         if task_id in latest_min and latest_min[task_id][0] > stamp:
             continue
         latest_min[task_id] = (stamp, len(docs), rec)
-        docs.append(SpanDoc(rec["text"], _min_spans(rec.get(key, []) if key else [], where), where, place,
+        docs.append(SpanDoc(rec["text"], _code_points(rec["text"], _min_spans(rec.get(key, []) if key else [], where)),
+                            where, place,
                             meta={"id": rec.get("id")}))
     if latest_min:
         keep = {idx for _, idx, _ in latest_min.values()}
