@@ -122,7 +122,7 @@ def _name_sources(data: Any, names: dict[str, str]) -> Any:
 
 @_stage
 def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: str | Path,
-           source_name: str | None = None) -> dict[str, Any]:
+           source_name: str | list[str] | None = None) -> dict[str, Any]:
     """Source -> `raw_dir` (a byte copy: what DVC versions) and `out_dir` (normalised sentences with
     integer tags per split, label names, sources). Reads the copy, so the prepared data is exactly
     what was versioned; messages name the source as `source_name` (default: data_path as given),
