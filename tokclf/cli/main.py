@@ -23,6 +23,7 @@ DATA_KEYS = (
     "data_path", "tokens_column", "tags_column", "train_split", "valid_split", "test_split", "max_samples",
     "label_names", "conll_token_column", "conll_tag_column", "conllu_tag", "validation_split_ratio", "seed",
     "repair_bio", "max_seq_length", "model",
+    "data_format", "span_alignment", "overlapping", "label_map",
 )
 
 

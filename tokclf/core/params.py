@@ -48,7 +48,9 @@ class TokenClassificationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     # --- required / data -------------------------------------------------------------------------
-    data_path: str = Field(description="Training data: a file, a folder, a saved HF dataset or a Hub dataset id.")
+    data_path: str | list[str] = Field(
+        description="Training data: a file, a folder, a saved HF dataset or a Hub dataset id; several sources: "
+        "repeat --data-path (or a YAML list), their sentences are concatenated split by split.")
     model: str = Field(default="bert-base-uncased", description="Model name (Hub id) or local path.")
     project_name: str = Field(description="Output directory for the trained model.")
     tokens_column: str = "tokens"
@@ -66,6 +68,22 @@ class TokenClassificationParams(BaseModel):
     conll_tag_column: int = Field(default=-1, description="CoNLL column files: 0-based tag column (-1 = last).")
     conllu_tag: Literal["upos", "xpos"] = Field(default="upos", description="CoNLL-U: which column is the tag.")
     repair_bio: bool = Field(default=False, description="Rewrite stray I-X tags to IOB2 (B-X) instead of only reporting them.")
+    # tokclf: span annotation formats (Label Studio, doccano, Prodigy, brat, spaCy; tokclf/data/formats)
+    data_format: Literal["auto", "tags", "labelstudio", "doccano", "prodigy", "brat", "spacy"] = Field(
+        default="auto",
+        description="How to read data_path: auto (from the file's content), tags (tokens/tags data), or a span "
+        "annotation export.")
+    span_alignment: Literal["expand", "contract", "strict"] = Field(
+        default="expand",
+        description="A span edge inside a word: expand (grow to whole words, warn), contract (shrink to the "
+        "words wholly inside, warn) or strict (error).")
+    overlapping: Literal["error", "longest", "first"] = Field(
+        default="error",
+        description="Overlapping or nested spans: error, or keep the longest / the first (by start).")
+    label_map: str | dict[str, str] | None = Field(
+        default=None,
+        description="Rename or merge labels (spans and tags): 'Modifier=Disease,SpecificDisease=Disease' or a "
+        "YAML/JSON file of old: new.")
     validation_split_ratio: float | None = Field(
         default=None, gt=0, lt=1,
         description="Carve this share of train into a validation split when the data has none (seeded).",

@@ -7,6 +7,9 @@ data_path may be:
 - a folder of split files, the file stem naming the split (train.txt, valid.txt, test.txt, or
   `*-train.*`, `*-dev.*`, `*-test.*` such as en_ewt-ud-dev.conllu -> "dev");
 - `package://module/path` (a file or folder inside an installed package);
+- a span annotation export (Label Studio, doccano, Prodigy, a brat folder, a spaCy .spacy file),
+  told apart by content (`tokclf.data.formats`) or named by data_format; spans become IOB2 word
+  tags (`tokclf.data.spans`); label_map renames types of span and tag data alike;
 - anything else that looks like a Hub id: datasets.load_dataset(data_path).
 
 Splits are stored under the names asked for (train_split, valid_split, test_split); a request
@@ -27,8 +30,9 @@ from tokclf.core.columns import DOCUMENT, LINE, TAGS, TOKENS
 from tokclf.core.errors import DataError
 from tokclf.core.params import CARVED_VALIDATION_SPLIT
 from tokclf.core.resources import is_hub_id, resolve_data_path
-from tokclf.data import conll, hf, tabular
+from tokclf.data import conll, formats, hf, tabular
 from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
+from tokclf.data.spans import SpanOptions, map_split_tags, parse_label_map
 from tokclf.data.types import LabelledData
 
 CONLL_EXTENSIONS = conll.CONLL_DATA_SUFFIXES
@@ -39,7 +43,7 @@ TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {
     ".ndjson": tabular.read_jsonl,
     ".parquet": tabular.read_parquet,
 }
-SUPPORTED = sorted(CONLL_EXTENSIONS | set(TABULAR_READERS) | {".conllu"})
+SUPPORTED = sorted(CONLL_EXTENSIONS | set(TABULAR_READERS) | {".conllu"} | formats.SPAN_SUFFIXES - {".ann"})
 
 # Names that mean the same split; a request for one finds any other present.
 ALIASES: tuple[tuple[str, ...], ...] = (
@@ -64,7 +68,9 @@ def find_split_files(folder: Path) -> dict[str, Path]:
     """Supported data files in a folder, by split name; two files for one split is an error."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in SUPPORTED:
+        # A brat split is a sub-folder of .txt/.ann pairs (standoff/train, standoff/test, ...).
+        brat_split = path.is_dir() and any(path.glob("*.ann"))
+        if not brat_split and (not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in SUPPORTED):
             continue
         name = split_name_for(path)
         if name in found:
@@ -102,7 +108,11 @@ def resolve_split(requested: str, available: Iterable[str], *, where: str) -> st
 
 
 def read_file(path: Path, *, tokens_column: str, tags_column: str, conll_token_column: int,
-              conll_tag_column: int, conllu_tag: str) -> RawSplit:
+              conll_tag_column: int, conllu_tag: str, data_format: str = "auto",
+              span_options: SpanOptions | None = None) -> RawSplit:
+    fmt = formats.detect_format(path) if data_format == "auto" else data_format
+    if fmt in formats.SPAN_FORMATS:
+        return formats.read_span_split(path, fmt, span_options or SpanOptions())
     suffix = path.suffix.lower()
     if suffix in TABULAR_READERS:
         return TABULAR_READERS[suffix](path, tokens_column=tokens_column, tags_column=tags_column)
@@ -120,6 +130,8 @@ def _sources(data_path: str, train_split: str) -> tuple[dict[str, Any], str]:
     if path.is_file():
         return {train_split: path}, str(path)
     if path.is_dir():
+        if any(path.glob("*.ann")):  # a brat folder: the train split
+            return {train_split: path}, str(path)
         if hf.is_saved_dataset(path):
             loaded = hf.load_saved(path)
             return (loaded if isinstance(loaded, dict) else {train_split: loaded}), str(path)
@@ -160,11 +172,20 @@ def load_labelled_data(
     conllu_tag: str = "upos",
     validation_split_ratio: float | None = None,
     seed: int = 42,
+    data_format: str = "auto",
+    span_alignment: str = "expand",
+    overlapping: str = "error",
+    label_map: str | dict[str, str] | None = None,
 ) -> LabelledData:
     """Read every requested split of `data_path` into sentences with integer tags (see module doc)."""
     resolved = resolve_data_path(data_path)
     available, origin = _sources(resolved, train_split)
     user_names = parse_label_names(label_names)
+    mapping = parse_label_map(label_map)
+    known = {n[2:] for n in user_names if n[:2] in ("B-", "I-")} if user_names else None
+    if known is None and mapping and span_alignment == "strict":
+        known = set(mapping.values())
+    span_options = SpanOptions(span_alignment, overlapping, mapping, known)
     notes: list[str] = []
 
     wanted: dict[str, str] = {}  # our name -> name in the source
@@ -194,13 +215,14 @@ def load_labelled_data(
         src = available[theirs]
         if isinstance(src, Path):
             raw = read_file(src, conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
-                            conllu_tag=conllu_tag, **opts).head(max_samples)
+                            conllu_tag=conllu_tag, data_format=data_format, span_options=span_options,
+                            **opts).head(max_samples)
         else:
             label = f"{origin}[{theirs}]"
             raw = hf.raw_from_dataset(src, source=label, max_samples=max_samples, **opts)
         if len(raw) == 0:
             raise DataError(f"split {ours!r} has no sentences", where=raw.source, fix="add data or choose another split.")
-        raws[ours] = raw
+        raws[ours] = raw if raw.annotations is not None else map_split_tags(raw, mapping)
 
     ids, plan = resolve_labels(raws, train_split, user_names)
     splits = {name: to_dataset(raws[name], ids[name]) for name in raws}
@@ -218,8 +240,10 @@ def load_labelled_data(
             notes.append(f"validation: {len(splits[CARVED_VALIDATION_SPLIT])} sentences carved from {train_split!r} "
                          f"(ratio {validation_split_ratio}, seed {seed}).")
 
+    annotations = {name: raw.annotations for name, raw in raws.items() if raw.annotations is not None}
     return LabelledData(splits=splits, label_names=plan.names, sources=sources, units=units,
-                        label_origin=plan.origin, notes=notes + plan.notes)
+                        label_origin=plan.origin, notes=notes + plan.notes + [n for r in raws.values() for n in r.notes],
+                        annotations=annotations)
 
 
 def _carve(train: Any, ratio: float, seed: int, source: str) -> tuple[Any, Any]:
@@ -249,4 +273,11 @@ def load_from_params(params: Any) -> LabelledData:
         conllu_tag=params.conllu_tag,
         validation_split_ratio=params.validation_split_ratio,
         seed=params.seed,
+        **span_kwargs(params),
     )
+
+
+def span_kwargs(params: Any) -> dict[str, Any]:
+    """The span-format fields of a TokenClassificationParams, as load_labelled_data takes them."""
+    return {"data_format": params.data_format, "span_alignment": params.span_alignment,
+            "overlapping": params.overlapping, "label_map": params.label_map}

@@ -38,6 +38,8 @@ class RawSplit:
     unit: str
     label_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    # Span sources only: the alignment counts and issues (tokclf.data.spans.SpanStats.to_dict).
+    annotations: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -51,7 +53,7 @@ class RawSplit:
             return self
         return RawSplit(
             self.tokens[:n], self.tags[:n], self.lines[:n], self.documents[:n],
-            self.source, self.unit, self.label_names, list(self.notes),
+            self.source, self.unit, self.label_names, list(self.notes), self.annotations,
         )
 
 

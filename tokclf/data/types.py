@@ -28,6 +28,8 @@ class LabelledData:
     units: dict[str, str]
     label_origin: str = "none"
     notes: list[str] = field(default_factory=list)
+    # Span sources: split -> alignment counts and issues (tokclf.data.spans.SpanStats.to_dict).
+    annotations: dict[str, Any] = field(default_factory=dict)
 
     def where(self, split: str, line: int) -> str:
         return f"{self.sources.get(split, split)}, {self.units.get(split, 'row')} {line}"

@@ -146,6 +146,16 @@ def _check_rows(split: str, cols: Cols, data: LabelledData, out: _Collector) -> 
                 out.add("error", "label-out-of-range", split, where, f"tag {i} is id {tag}, outside {rng}")
 
 
+def _report_alignment(data: LabelledData, out: _Collector) -> None:
+    """Span sources: the alignment counts per split, and each span tokclf changed as a warning
+    (file, record, offsets, text: tokclf.data.spans)."""
+    for split, ann in data.annotations.items():
+        counts = {k: v for k, v in ann.items() if k != "issues"}
+        out.report.stats.setdefault("splits", {}).setdefault(split, {})["spans"] = counts
+        for issue in ann.get("issues", []):
+            out.add("warning", f"span-{issue['action']}", split, issue["where"], issue["message"])
+
+
 def _check_continuity(data: LabelledData, out: _Collector, counts: dict[str, Counter]) -> None:
     """Without names, ids are the only truth: they must be 0..K-1 or the model gets dead classes."""
     if data.label_names is not None:
@@ -324,6 +334,7 @@ def validate_data(
             "tokens": sum(len(t) for t in cols[split][0]),
             "labels": {_name(data.label_names, t): n for t, n in sorted(c.items())},
         })
+    _report_alignment(data, out)
     _check_continuity(data, out, counts)
     _check_unseen(data, cols, train_split, out)
     data, repaired = _check_bio(data, cols, repair_bio, out)

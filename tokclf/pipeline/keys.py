@@ -28,6 +28,7 @@ KEY_VERSION = 1                     # bump when a stage's output format changes
 INGEST_KEYS = (  # data_path enters as the content hash of what it names, not as a string
     "tokens_column", "tags_column", "train_split", "valid_split", "test_split", "max_samples",
     "label_names", "conll_token_column", "conll_tag_column", "conllu_tag", "validation_split_ratio", "seed",
+    "data_format", "span_alignment", "overlapping", "label_map",  # span annotation formats
 )
 
 
@@ -160,6 +161,8 @@ def ingest_key(params: TokenClassificationParams) -> str | None:
     payload: dict[str, Any] = {"source": source, "params": _subset(params, INGEST_KEYS)}
     if isinstance(params.label_names, str) and Path(params.label_names).expanduser().is_file():
         payload["label_file"] = path_fingerprint(Path(params.label_names).expanduser())  # its content
+    if isinstance(params.label_map, str) and Path(params.label_map).expanduser().is_file():
+        payload["label_map_file"] = path_fingerprint(Path(params.label_map).expanduser())
     return _key("ingest", payload)
 
 

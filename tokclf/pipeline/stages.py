@@ -107,7 +107,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
     what was versioned; messages name the source as `source_name` (default: data_path as given),
     so the outputs do not depend on where the project folder is."""
     from tokclf.core.resources import resolve_data_path
-    from tokclf.data.ingest import load_labelled_data
+    from tokclf.data.ingest import load_labelled_data, span_kwargs
 
     raw_target = Path(raw_dir).expanduser().resolve()
     resolved = Path(resolve_data_path(params.data_path)).expanduser()
@@ -126,6 +126,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
                 max_samples=params.max_samples, label_names=params.label_names,
                 conll_token_column=params.conll_token_column, conll_tag_column=params.conll_tag_column,
                 conllu_tag=params.conllu_tag, validation_split_ratio=params.validation_split_ratio, seed=params.seed,
+                **span_kwargs(params),
             )
             # Messages name the user's source, not the snapshot.
             data.sources = {k: v.replace(str(read_from), shown) for k, v in data.sources.items()}

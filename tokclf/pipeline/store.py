@@ -45,7 +45,7 @@ def save_labelled(data: LabelledData, folder: Path) -> None:
     save_dataset_dict(splits, folder)
     write_json(folder / DATA_META, {
         "splits": list(data.splits), "label_names": data.label_names, "label_origin": data.label_origin,
-        "sources": data.sources, "units": data.units, "notes": data.notes,
+        "sources": data.sources, "units": data.units, "notes": data.notes, "annotations": data.annotations,
     })
 
 
@@ -62,7 +62,8 @@ def load_labelled(folder: str | Path) -> LabelledData:
     loaded = load_from_disk(str(p))
     splits = {name: loaded[name] for name in meta["splits"]}
     return LabelledData(splits=splits, label_names=meta["label_names"], sources=meta["sources"],
-                        units=meta["units"], label_origin=meta.get("label_origin", "none"), notes=meta.get("notes", []))
+                        units=meta["units"], label_origin=meta.get("label_origin", "none"), notes=meta.get("notes", []),
+                        annotations=meta.get("annotations", {}))
 
 
 def load_features(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
