@@ -52,7 +52,7 @@ def annotation_loop_flow(
     logger = get_run_logger()
     params, run_params, paths, _ = resolve_run(None, config, workdir)
     token = {"token_env": labelstudio_token_env, "token_secret": labelstudio_token_secret}
-    pulled = pull_export_task(labelstudio_url, project_id, run_params.data_path, **token)
+    pulled = pull_export_task(labelstudio_url, project_id, run_params.data_path, str(paths.root), **token)
     logger.info("pulled %d annotated tasks of project %d into %s", pulled["annotated"], project_id, pulled["path"])
     needed, reason = annotation_loop.loop_decision(pulled, paths)
     if force and pulled["annotated"] and not needed:

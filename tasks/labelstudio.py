@@ -34,11 +34,11 @@ def labelstudio_client(url: str, token_env: str = TOKEN_ENV, token_secret: str |
 
 
 @task(name="labelstudio-export", cache_policy=NO_CACHE, retries=0)
-def pull_export_task(url: str, project: int, data_path: str, token_env: str = TOKEN_ENV,
+def pull_export_task(url: str, project: int, data_path: str | list[str], root: str, token_env: str = TOKEN_ENV,
                      token_secret: str | None = None) -> dict[str, Any]:
-    """The project's annotated tasks -> data_path (Label Studio JSON); counts and content key."""
+    """The project's annotated tasks -> data_path under root (Label Studio JSON); counts and content key."""
     with labelstudio_client(url, token_env, token_secret) as client:
-        return annotation_loop.pull_export(client, project, data_path)
+        return annotation_loop.pull_export(client, project, data_path, root)
 
 
 @task(name="labelstudio-preannotate", cache_policy=NO_CACHE, retries=0)

@@ -34,10 +34,13 @@ def record_path(paths: PipelinePaths) -> Path:
     return paths.root / ANNOTATION_RECORD
 
 
-def export_target(data_path: str) -> Path:
-    """The file the export is written to: the params' data_path, which must name a .json file."""
-    target = Path(data_path).expanduser()
-    if target.suffix.lower() not in EXPORT_SUFFIXES or target.is_dir():
+def export_target(data_path: str | list[str], root: str | Path) -> Path:
+    """The file the export is written to: the params' data_path, which must name one .json file
+    (relative: under the project root, as the pipeline reads it once it exists)."""
+    target = Path(data_path).expanduser() if isinstance(data_path, str) else None
+    if target is not None and not target.is_absolute():
+        target = Path(root).expanduser().resolve() / target
+    if target is None or target.suffix.lower() not in EXPORT_SUFFIXES or target.is_dir():
         raise TokclfError(
             f"data_path {data_path!r} is not a .json file, so the Label Studio export has nowhere to go",
             where="data_path", fix="set data_path to a file such as data/labelstudio/export.json in params.yaml.",
@@ -45,11 +48,11 @@ def export_target(data_path: str) -> Path:
     return target
 
 
-def pull_export(client: LabelStudioClient, project: int, data_path: str) -> dict[str, Any]:
+def pull_export(client: LabelStudioClient, project: int, data_path: str | list[str], root: str | Path) -> dict[str, Any]:
     """Export the project's annotated tasks (Label Studio JSON) into data_path; counts and key."""
+    target = export_target(data_path, root)  # checked before asking the server
     export = client.export(project)
     tasks = annotated_tasks(export)  # tasks whose every annotation was cancelled train nothing
-    target = export_target(data_path)
     if tasks:
         write_json(target, tasks)
     return {"path": str(target), "exported": len(export), "annotated": len(tasks), "key": annotations_key(tasks),
