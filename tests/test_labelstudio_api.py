@@ -89,6 +89,16 @@ def test_wrong_token_is_refused_without_showing_it(labelstudio):
     assert "personal access token" in str(err.value) and jwt not in str(err.value)
 
 
+def test_personal_access_token(client, labelstudio):
+    """A personal access token (a JWT refresh token) is exchanged for an access token and works."""
+    pat = client.request("POST", "/api/token/")["token"]
+    assert pat.count(".") == 2
+    with LabelStudioClient(labelstudio.url, pat) as c:
+        assert c.whoami()["email"] == "annotator@example.com"
+        assert c.project(c.create_project("made with a PAT", CONFIG))["title"] == "made with a PAT"
+        assert pat not in repr(c)
+
+
 def test_unknown_project_and_rejected_payload(client):
     with pytest.raises(LabelStudioError, match="404"):
         client.export(999999)

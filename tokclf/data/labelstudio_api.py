@@ -12,7 +12,7 @@ It talks to the REST API with httpx (already installed through huggingface_hub),
 neither the `label-studio` server package (whose pins clash with ours) nor `label-studio-sdk`.
 
 The token: a legacy API token ("Authorization: Token ...") or a personal access token (a JWT
-refresh token, exchanged at /api/token/refresh for a short-lived access token sent as "Bearer";
+refresh token, exchanged at /api/token/refresh/ for a short-lived access token sent as "Bearer";
 exchanged again when the server answers 401). It is read from `LABEL_STUDIO_API_KEY` (the SDK's
 variable) unless given, kept only in memory, and never appears in a message, a repr or a file.
 """
@@ -99,10 +99,10 @@ class LabelStudioClient:
         if not _is_jwt(self.__token):
             self._auth = f"Token {self.__token}"
             return self._auth
-        response = self._send("POST", "/api/token/refresh", json={"refresh": self.__token}, auth=None)
+        response = self._send("POST", "/api/token/refresh/", json={"refresh": self.__token}, auth=None)
         if response.status_code != 200 or "access" not in (body := response.json()):
             raise LabelStudioAuthError(
-                f"Label Studio refused the personal access token (HTTP {response.status_code} from /api/token/refresh)",
+                f"Label Studio refused the personal access token (HTTP {response.status_code} from /api/token/refresh/)",
                 where=self.url, fix="create a new personal access token (Account & Settings) and set it again.",
             )
         self._auth = f"Bearer {body['access']}"
