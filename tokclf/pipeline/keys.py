@@ -211,3 +211,19 @@ def stamp_key(folder: str | Path) -> str | None:
 def write_stamp(folder: Path, stage: str, key: str | None, **extra: Any) -> None:
     write_json(folder / STAMP, {"stage": stage, "key": key, **extra})
 
+
+
+def annotations_key(tasks: Iterable[dict[str, Any]]) -> str:
+    """Content key of a Label Studio export as training sees it: each task's id and data, and each
+    annotation's id, result and cancelled flag. Timestamps, counters and predictions are left out,
+    so pushing pre-annotations (or a server that rewrites `updated_at`) does not change it, while a
+    new, edited, cancelled or deleted annotation does."""
+    canonical = []
+    for task in sorted(tasks, key=lambda t: int(t.get("id") or 0)):
+        annotations = sorted(task.get("annotations") or [], key=lambda a: int(a.get("id") or 0))
+        canonical.append({
+            "id": task.get("id"), "data": task.get("data"),
+            "annotations": [{"id": a.get("id"), "result": a.get("result"), "was_cancelled": bool(a.get("was_cancelled"))}
+                            for a in annotations],
+        })
+    return _key("annotations", {"tasks": canonical})
