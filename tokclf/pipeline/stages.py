@@ -107,7 +107,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
     what was versioned; messages name the source as `source_name` (default: data_path as given),
     so the outputs do not depend on where the project folder is."""
     from tokclf.core.resources import resolve_data_path
-    from tokclf.data.ingest import load_labelled_data
+    from tokclf.data.ingest import disk_sink, load_labelled_data
 
     raw_target = Path(raw_dir).expanduser().resolve()
     resolved = Path(resolve_data_path(params.data_path)).expanduser()
@@ -120,16 +120,21 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
         read_from = snapshot_source(params.data_path, raw_tmp)
         write_stamp(raw_tmp, "ingest", key, source=shown)
         with replaced_dir(out_dir) as out:
+            # Splits are written batch by batch to a scratch folder as they are read, then into
+            # place (through a carved split's indices when there is one); memory holds a batch.
+            scratch = out / ".ingest-parts"
             data = load_labelled_data(
                 str(read_from), tokens_column=params.tokens_column, tags_column=params.tags_column,
                 train_split=params.train_split, valid_split=params.valid_split, test_split=params.test_split,
                 max_samples=params.max_samples, label_names=params.label_names,
                 conll_token_column=params.conll_token_column, conll_tag_column=params.conll_tag_column,
                 conllu_tag=params.conllu_tag, validation_split_ratio=params.validation_split_ratio, seed=params.seed,
+                sink=disk_sink(scratch),
             )
             # Messages name the user's source, not the snapshot.
             data.sources = {k: v.replace(str(read_from), shown) for k, v in data.sources.items()}
             save_labelled(data, out)
+            shutil.rmtree(scratch, ignore_errors=True)
             write_stamp(out, "ingest", key)
     splits = {name: len(ds) for name, ds in data.splits.items()}
     log.info("ingest: %s -> %s %s", params.data_path, out_dir, splits)

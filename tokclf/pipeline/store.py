@@ -24,12 +24,14 @@ def replaced_dir(target: str | Path) -> contextlib.AbstractContextManager[Path]:
 
 
 def save_dataset_dict(splits: dict[str, Any], folder: Path) -> None:
-    """save_to_disk with a content-derived `_fingerprint` in each split's state.json: the same data
-    gives the same bytes in every run (datasets makes random fingerprints when caching is off),
-    so DVC sees an unchanged output and downstream stages stay skipped."""
-    from datasets import DatasetDict
+    """Datasets (or, per split, a (tables, features) pair: Arrow tables made one batch at a time)
+    written as a save_to_disk folder, batch by batch (`tokclf.data.arrowio`), with a
+    content-derived `_fingerprint` in each split's state.json: the same data gives the same bytes
+    in every run, so DVC sees an unchanged output and downstream stages stay skipped."""
+    from tokclf.data.arrowio import dataset_tables, write_dataset_dict
 
-    DatasetDict(splits).save_to_disk(str(folder))
+    write_dataset_dict(folder, {name: ds if isinstance(ds, tuple) else (dataset_tables(ds), ds.features)
+                                for name, ds in splits.items()})
     for name in splits:
         state_path = folder / name / "state.json"
         state = json.loads(state_path.read_text(encoding="utf-8"))
@@ -39,10 +41,9 @@ def save_dataset_dict(splits: dict[str, Any], folder: Path) -> None:
 
 
 def save_labelled(data: LabelledData, folder: Path) -> None:
-    """A LabelledData as a save_to_disk DatasetDict plus tokclf_data.json (labels, sources, notes)."""
-    splits = {name: ds.flatten_indices(keep_in_memory=True) if ds._indices is not None else ds
-              for name, ds in data.splits.items()}
-    save_dataset_dict(splits, folder)
+    """A LabelledData as a save_to_disk DatasetDict plus tokclf_data.json (labels, sources, notes),
+    written batch by batch (a carved split's indices are followed batch by batch too)."""
+    save_dataset_dict(dict(data.splits), folder)
     write_json(folder / DATA_META, {
         "splits": list(data.splits), "label_names": data.label_names, "label_origin": data.label_origin,
         "sources": data.sources, "units": data.units, "notes": data.notes,
