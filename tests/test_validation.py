@@ -245,7 +245,7 @@ def test_conll2003_reports_exactly_the_five_stray_tags(tokenizer_dir: Path, monk
     data = load_labelled_data(str(root), valid_split="validation")
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     counting = CountingTokenizer(tok)
-    from tokclf.data.arrowio import BATCH_ROWS
+    from tokclf.core.arrowio import BATCH_ROWS
 
     columns: list[int] = []
     real_batches = validation._batches

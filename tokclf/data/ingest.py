@@ -156,7 +156,7 @@ def to_dataset(raw: RawSplit, tags: list[list[int]]) -> Any:
 
 
 def memory_sink(name: str, tables: Iterable[Any], features: Any) -> Any:
-    from tokclf.data.arrowio import in_memory_dataset
+    from tokclf.core.arrowio import in_memory_dataset
 
     return in_memory_dataset(tables, features)
 
@@ -166,7 +166,7 @@ def disk_sink(folder: Path) -> Sink:
     def sink(name: str, tables: Iterable[Any], features: Any) -> Any:
         from datasets import load_from_disk
 
-        from tokclf.data.arrowio import write_split
+        from tokclf.core.arrowio import write_split
 
         write_split(folder / name, tables, features)
         return load_from_disk(str(folder / name))
@@ -255,10 +255,10 @@ def load_labelled_data(
     """Read every requested split of `data_path` into sentences with integer tags (see module doc).
 
     sink: where each split's Arrow tables go (default: in memory). With a sink, CoNLL and CoNLL-U
-    files are read in batches of `batch_sentences` (default `tokclf.data.arrowio.BATCH_ROWS`),
+    files are read in batches of `batch_sentences` (default `tokclf.core.arrowio.BATCH_ROWS`),
     twice (labels, then ids), so memory holds one batch whatever the file's size; the other
     formats are read whole, once."""
-    from tokclf.data.arrowio import BATCH_ROWS
+    from tokclf.core.arrowio import BATCH_ROWS
 
     batch_sentences = batch_sentences or BATCH_ROWS
     resolved = resolve_data_path(data_path)

@@ -38,7 +38,7 @@ class LabelledData:
             return len(self.label_names)
         import pyarrow.compute as pc
 
-        from tokclf.data.arrowio import dataset_tables
+        from tokclf.core.arrowio import dataset_tables
 
         top = -1
         for ds in self.splits.values():

@@ -134,7 +134,7 @@ ROWS, LABELS, BIO, SUBWORDS = range(4)
 def _batches(ds: Any) -> Iterator[Cols]:
     """A split as batches of (tokens, tags, lines) lists: one Arrow conversion per batch, and
     never more than one batch of Python objects at a time."""
-    from tokclf.data.arrowio import dataset_tables
+    from tokclf.core.arrowio import dataset_tables
 
     for table in dataset_tables(ds.select_columns([TOKENS, TAGS, LINE])):
         yield table.column(TOKENS).to_pylist(), table.column(TAGS).to_pylist(), table.column(LINE).to_pylist()
@@ -252,7 +252,7 @@ def _with_repaired_tags(ds: Any, bio: _Bio) -> Any:
     def fix(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return {TAGS: [bio.repaired(tags) for tags in batch[TAGS]]}
 
-    from tokclf.data.arrowio import BATCH_ROWS
+    from tokclf.core.arrowio import BATCH_ROWS
 
     return ds.map(fix, batched=True, batch_size=BATCH_ROWS, load_from_cache_file=False)
 
@@ -327,7 +327,7 @@ def validate_data(
 
     train_split is the reference for unseen labels; valid_split/test_split are recorded in the
     stats (every split present in `data` is checked). Each split is read in one streaming pass
-    (`tokclf.data.arrowio.BATCH_ROWS` sentences at a time, train first so that unseen labels are
+    (`tokclf.core.arrowio.BATCH_ROWS` sentences at a time, train first so that unseen labels are
     known), every check accumulating over batches: memory holds one batch and the counts.
     """
     out = _Collector()

@@ -176,30 +176,32 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
     """Validated sentences -> model features of every split (tokclf.text.features.tokenize_split: windows
     for long sentences, labels aligned on the train split), saved with save_to_disk."""
     from tokclf.core.resources import resolve_model_path
-    from tokclf.text.features import tokenize_split
+    from tokclf.text.features import feature_shards
     from tokclf.text.tokenizer import load_tokenizer
 
     key = tokenize_key(params, data_dir)
     data = load_labelled(data_dir)
     tokenizer = load_tokenizer(resolve_model_path(params.model))
-    features = {}
-    for name, ds in data.splits.items():
-        features[name] = tokenize_split(
+    # Each split's features are made and written a shard at a time (tokclf.text.features.feature_shards):
+    # memory holds one shard, whatever the split's size.
+    shards = {
+        name: (feature_shards(
             ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=params.subword_labels,
             label_names=data.label_names, with_labels=name == params.train_split,
-        )
+        ), None)
+        for name, ds in data.splits.items()
+    }
     with replaced_dir(out_dir) as out:
-        save_dataset_dict(features, out)
+        features = save_dataset_dict(shards, out)
         write_json(out / FEATURES_META, {
             "key": key, "tokenizer": tokenizer_fingerprint(params.model),
             "max_seq_length": params.max_seq_length, "stride": params.stride, "subword_labels": params.subword_labels,
             "train_split": params.train_split, "data_fingerprint": dataset_fingerprint(data_dir),
-            "splits": {n: {"sentences": len(data.splits[n]), "features": len(f)} for n, f in features.items()},
+            "splits": {n: {"sentences": len(data.splits[n]), "features": f} for n, f in features.items()},
         })
         write_stamp(out, "tokenize", key)
-    log.info("tokenize: %s", {n: len(f) for n, f in features.items()})
-    return {"stage": "tokenize", "features": str(Path(out_dir).resolve()), "key": key,
-            "splits": {n: len(f) for n, f in features.items()}}
+    log.info("tokenize: %s", features)
+    return {"stage": "tokenize", "features": str(Path(out_dir).resolve()), "key": key, "splits": features}
 
 
 

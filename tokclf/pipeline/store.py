@@ -23,21 +23,22 @@ def replaced_dir(target: str | Path) -> contextlib.AbstractContextManager[Path]:
     return staged_dir(target, marker=STAMP, what="written by a tokclf stage")
 
 
-def save_dataset_dict(splits: dict[str, Any], folder: Path) -> None:
+def save_dataset_dict(splits: dict[str, Any], folder: Path) -> dict[str, int]:
     """Datasets (or, per split, a (tables, features) pair: Arrow tables made one batch at a time)
-    written as a save_to_disk folder, batch by batch (`tokclf.data.arrowio`), with a
+    written as a save_to_disk folder, batch by batch (`tokclf.core.arrowio`), with a
     content-derived `_fingerprint` in each split's state.json: the same data gives the same bytes
     in every run, so DVC sees an unchanged output and downstream stages stay skipped."""
-    from tokclf.data.arrowio import dataset_tables, write_dataset_dict
+    from tokclf.core.arrowio import dataset_tables, write_dataset_dict
 
-    write_dataset_dict(folder, {name: ds if isinstance(ds, tuple) else (dataset_tables(ds), ds.features)
-                                for name, ds in splits.items()})
+    rows = write_dataset_dict(folder, {name: ds if isinstance(ds, tuple) else (dataset_tables(ds), ds.features)
+                                       for name, ds in splits.items()})
     for name in splits:
         state_path = folder / name / "state.json"
         state = json.loads(state_path.read_text(encoding="utf-8"))
         arrow = sorted((folder / name).glob("*.arrow"))
         state["_fingerprint"] = hash_files(folder / name, arrow)[:16]
         state_path.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+    return rows
 
 
 def save_labelled(data: LabelledData, folder: Path) -> None:

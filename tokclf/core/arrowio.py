@@ -22,12 +22,22 @@ BATCH_ROWS = 10_000
 ARROW_FILE = "data-00000-of-00001.arrow"
 
 
-def write_split(folder: Path, tables: Iterable[Any], features: Any) -> int:
-    """Write Arrow tables (all with the columns of `features`) as one `save_to_disk` split folder;
-    returns the number of rows. `_fingerprint` is set by the caller (content-derived)."""
+def write_split(folder: Path, tables: Iterable[Any], features: Any = None) -> int:
+    """Write Arrow tables (all with the columns of `features`; None: those of the first table) as
+    one `save_to_disk` split folder; returns the number of rows. `_fingerprint` is set by the
+    caller (content-derived)."""
+    import itertools
+
     import pyarrow as pa
 
     folder.mkdir(parents=True, exist_ok=True)
+    if features is None:
+        from datasets import Features
+
+        tables = iter(tables)
+        head = next(tables)
+        features = Features.from_arrow_schema(head.schema)
+        tables = itertools.chain([head], tables)
     schema = features.arrow_schema
     rows = 0
     with pa.OSFile(str(folder / ARROW_FILE), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
