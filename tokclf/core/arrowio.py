@@ -62,8 +62,9 @@ def write_dataset_dict(folder: Path, splits: dict[str, tuple[Iterable[Any], Any]
     return rows
 
 
-def dataset_tables(dataset: Any, batch_rows: int = BATCH_ROWS) -> Iterator[Any]:
-    """A datasets.Dataset as Arrow tables of at most `batch_rows` rows, in row order."""
+def dataset_tables(dataset: Any, batch_rows: int | None = None) -> Iterator[Any]:
+    """A datasets.Dataset as Arrow tables of at most `batch_rows` (default BATCH_ROWS) rows, in row order."""
+    batch_rows = batch_rows or BATCH_ROWS
     columns = list(dataset.column_names)
     files = [Path(f["filename"]) for f in getattr(dataset, "cache_files", [])]
     own_stream = (dataset._indices is None and len(files) == 1 and files[0].is_file()

@@ -325,7 +325,7 @@ def load_labelled_data(
                             fix="add data or choose another split.")
         planned[ours] = raw
     plan = plan_labels(planned, train_split, user_names)
-    for ours in streamed:
+    for ours in (s for s in plan.order if s in streamed):
         label_ids(planned[ours], plan)  # a tag outside the label names fails here, naming its sentence
 
     # Pass 2: ids, Arrow tables, one batch at a time, into the sink.

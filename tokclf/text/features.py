@@ -92,7 +92,7 @@ def feature_shards(
     strategy: str,
     label_names: Sequence[str] | None,
     with_labels: bool = True,
-    shard_sentences: int = SHARD_SENTENCES,
+    shard_sentences: int | None = None,
 ) -> Iterator[Any]:
     """`tokenize_split`'s features as Arrow tables of `shard_sentences` sentences each, in split
     order (`example` counts from the split's start): the tokenize stage writes them one by one."""
@@ -109,7 +109,7 @@ def feature_shards(
     progress = _progress(n, show)
     continuation = build_continuation_map(label_names) if with_labels else {}
     columns = dataset.select_columns([TOKENS, TAGS] if with_labels else [TOKENS])
-    tables = dataset_tables(columns, shard_sentences) if n else iter([columns.with_format("arrow")[:]])
+    tables = dataset_tables(columns, shard_sentences or SHARD_SENTENCES) if n else iter([columns.with_format("arrow")[:]])
     first = 0
     # Straight from Arrow, a shard at a time (in the dataset's row order, even after select/shuffle):
     # much faster than datasets' row-by-row Column access, and bounded whatever the split's size.
