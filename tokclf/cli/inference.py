@@ -58,6 +58,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.model, mixed_precision=_precision(args.mixed_precision), token_budget=args.batch_tokens,
         batch_size=args.batch_size, max_seq_length=args.max_seq_length, stride=args.stride,
     )
+    from tokclf.core.phases import mark
+
+    mark("model_load")
     fmt = output_format_for(args.output, args.output_format, count=len(items), tty=sys.stdout.isatty())
     show = args.progress if args.progress is not None else (from_file and sys.stderr.isatty())
     has_gold = any(getattr(i, "gold", None) is not None for i in items)
@@ -75,6 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 write_json(args.metrics, metrics)
     else:
         write_records(predictor.iter_predict(items, progress=show), args.output, fmt)
+    mark("predict")
     if args.output and args.output != "-":
         print(f"wrote {len(items)} record(s) to {args.output} ({fmt})", file=sys.stderr)
     return 0
