@@ -61,6 +61,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.model, mixed_precision=_precision(args.mixed_precision), token_budget=args.batch_tokens,
         batch_size=args.batch_size, max_seq_length=args.max_seq_length, stride=args.stride,
     )
+    from tokclf.core.phases import mark
+
+    mark("model_load")
     fmt = output_format_for(args.output, args.output_format, count=len(items), tty=sys.stdout.isatty())
     if fmt in ANNOTATION_FORMATS:
         return _predict_annotations(args, predictor, items, fmt)
@@ -80,6 +83,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 write_json(args.metrics, metrics)
     else:
         write_records(predictor.iter_predict(items, progress=show), args.output, fmt)
+    mark("predict")
     if args.output and args.output != "-":
         print(f"wrote {len(items)} record(s) to {args.output} ({fmt})", file=sys.stderr)
     return 0

@@ -111,6 +111,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if m:
             summary[split] = {k: round(m[k], 4) for k in ("precision", "recall", "f1", "accuracy")}
     print(json.dumps(summary, indent=2))
+    from tokclf.core.phases import mark
+
+    mark("done")
     return 0
 
 
@@ -230,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tokclf.core.phases import mark
+
+    mark("cli")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

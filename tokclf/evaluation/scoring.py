@@ -56,18 +56,54 @@ def predict_words(
     return [decode(p)[0].tolist() for p in chosen.split(probs)]
 
 
+# Sentences per chunk when a split is scored: the forward pass's inputs and word probabilities
+# and the predicted labels are held for one chunk at a time, never for the whole split.
+SCORE_CHUNK = 8192
+
+
 def score_sentences(
     model: Any,
     tokenizer: Any,
     sentences: Any,
     label_names: list[str] | None,
+    *,
+    features: Any = None,
+    chunk_sentences: int = SCORE_CHUNK,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """`compute_metrics` of `predict_words` against the split's gold tags."""
-    from tokclf.evaluation.metrics import compute_metrics
+    """`compute_metrics` of `predict_words` against the split's gold tags, streamed: the split is
+    predicted `chunk_sentences` at a time and each chunk's words go into the metric's counts
+    (`tokclf.evaluation.metrics.WordScores`), so evaluating a large split during training holds
+    one chunk's probabilities, never all of them."""
+    import numpy as np
 
-    pred = predict_words(model, tokenizer, sentences, **kwargs)
-    return compute_metrics(sentences[TAGS], pred, label_names)
+    from tokclf.evaluation.metrics import WordScores
+
+    scores = WordScores(label_names)
+    n = len(sentences)
+    gold = sentences.select_columns([TAGS]).with_format("arrow")
+    if features is not None:
+        examples = features.select_columns(["example"]).with_format("arrow")[:].column("example").to_numpy()
+        bounds = np.searchsorted(examples, np.arange(0, n + chunk_sentences, chunk_sentences).clip(max=n))
+    for c, lo in enumerate(range(0, n, chunk_sentences)):
+        hi = min(n, lo + chunk_sentences)
+        part = sentences if (lo, hi) == (0, n) else sentences.select(range(lo, hi))
+        part_features = None if features is None else _rebased(features, int(bounds[c]), int(bounds[c + 1]), lo)
+        pred = predict_words(model, tokenizer, part, features=part_features, **kwargs)
+        scores.add(gold[lo:hi].column(TAGS).to_pylist(), pred)
+    return scores.result()
+
+
+def _rebased(features: Any, start: int, end: int, first_example: int) -> Any:
+    """Feature rows [start, end) as a Dataset whose `example` counts from that chunk's first sentence."""
+    import pyarrow.compute as pc
+    from datasets import Dataset
+
+    if (start, end) == (0, len(features)) and first_example == 0:
+        return features
+    table = features.with_format("arrow")[start:end]
+    column = table.schema.get_field_index("example")
+    return Dataset(table.set_column(column, "example", pc.subtract(table.column("example"), first_example)))
 
 
 def flat_scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from tokclf.core.errors import TokclfError
 from tokclf.core.params import TokenClassificationParams
+from tokclf.core.phases import mark
 from tokclf.data.types import LabelledData
 
 log = logging.getLogger("tokclf")
@@ -69,11 +70,13 @@ def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tu
     from tokclf.data.validation import validate_data
 
     data = load_from_params(params)
+    mark("data")
     data, report = validate_data(
         data, train_split=params.train_split, valid_split=params.validation_split(), test_split=params.test_split,
         repair_bio=params.repair_bio, tokenizer=tokenizer, max_seq_length=params.max_seq_length,
     )
     report.raise_for_errors()
+    mark("validate")
     return data, report
 
 
@@ -175,11 +178,14 @@ def run_training(
                     continue
                 metrics[role] = _scorer(params, tokenizer, data, name, features.get(name))(trainer.model)
                 metrics[role]["split"] = name
+            mark("scoring")
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
             trainer.save_model(str(out))
             tokenizer.save_pretrained(str(out))
+            mark("save")
             write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
                           log_history=trainer.state.log_history)
+            mark("card")
             if on_saved is not None:
                 on_saved(out, metrics)
     if writes:
@@ -222,7 +228,9 @@ def fit(
     # Master weights in fp32 whatever the checkpoint's storage dtype: transformers 5 loads a bf16/fp16
     # checkpoint in that dtype by default, and fine-tuning in pure half precision loses updates.
     # Mixed precision (autocast) is applied by the Trainer on top.
+    mark("imports_training")
     model = load_token_classifier(model_path, id2label=id2label, dtype=torch.float32)
+    mark("model_load")
     if params.freeze_word_embeddings:
         # The Trainer's optimizer takes only parameters that require a gradient.
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -263,10 +271,12 @@ def fit(
         scorer=scorer,
         sparse_embeddings=sparse,
     )
+    mark("trainer_setup")
     started = time.perf_counter()
     cpu_started = time.process_time()
     train_output = trainer.train()
     train_seconds = time.perf_counter() - started
+    mark("training")
     # CPU seconds of this process (all threads): steadier than wall-clock on a shared machine.
     train_cpu_seconds = time.process_time() - cpu_started
     if sparse:
@@ -307,9 +317,11 @@ def train(params: TokenClassificationParams) -> TrainResult:
     check_target(target)
     model_path = resolve_model_path(params.model)
     tokenizer = load_tokenizer(model_path)
+    mark("tokenizer")
     data, report = prepare_data(params, tokenizer)
     _, valid_name, _ = params.split_roles(data.splits)
     features = tokenize_splits(params, data, tokenizer, [params.train_split] + ([valid_name] if valid_name else []))
+    mark("tokenize")
     result = run_training(params, data=data, report=report, tokenizer=tokenizer, model_path=model_path,
                           features=features, target=target, score_test=True)
     if params.push_to_hub and result.wrote:
