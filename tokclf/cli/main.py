@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except TokclfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{getattr(exc, 'prefix', 'error: ')}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
