@@ -215,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (predict, export, evaluate, ...): unwinds like Ctrl-C, so every
+    atomic write and staging folder on the way out is removed, then exits 143."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -222,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # Training and serving install their own handlers for their duration (tokclf.training.signals,
+        # tokclf.inference.serve); this one covers everything else.
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.func(args))
     except TokclfError as exc:
@@ -230,4 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
 

@@ -63,6 +63,8 @@ class StopOnSignal(TrainerCallback):
         self.signum = signum
         if not self.in_loop:
             raise self.interrupted()
+        print(f"\n{signal.Signals(signum).name}: finishing the current step and writing a checkpoint "
+              "(send it again to exit at once)", file=sys.stderr, flush=True)
 
     # --- TrainerCallback ---
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
