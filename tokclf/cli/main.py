@@ -230,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (predict, export, evaluate, ...): unwinds like Ctrl-C, so every
+    atomic write and staging folder on the way out is removed, then exits 143."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -240,12 +249,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # Training and serving install their own handlers for their duration (tokclf.training.signals,
+        # tokclf.inference.serve); this one covers everything else.
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.func(args))
     except TokclfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{getattr(exc, 'prefix', 'error: ')}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
 

@@ -38,6 +38,12 @@ DEFAULT_MAX_SEQ_LENGTH = 128
 DEFAULT_STRIDE = 32
 # The split a validation_split_ratio carves from train (tokclf.data.ingest names it so).
 CARVED_VALIDATION_SPLIT = "validation"
+# Keys that do not change the trained model: left out of its parameter hash (tokclf.pipeline.keys)
+# and of what a resumed run must match (tokclf.training.checkpoints).
+NOT_TRAINING_KEYS = frozenset({
+    "project_name", "push_to_hub", "username", "token", "log", "hub_private", "publish_tolerance",
+    "force_publish", "resume", "checkpoint_minutes",
+})
 # Keys never written to disk or logs (see `public_dict`).
 SECRET_KEYS = frozenset({"token"})
 
@@ -155,6 +161,19 @@ class TokenClassificationParams(BaseModel):
 
     # --- logging -----------------------------------------------------------------------------------
     log: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
+
+    # tokclf: resuming interrupted runs (tokclf/training/checkpoints.py, docs/reliability.md)
+    resume: str = Field(
+        default="auto",
+        description="'auto': a rerun with the same project_name continues from the newest complete "
+        "checkpoint of the interrupted run; 'never': start fresh (the old checkpoints are removed); "
+        "or the path of a checkpoint folder to continue from.",
+    )
+    checkpoint_minutes: float = Field(
+        default=15.0, gt=0,
+        description="Besides each epoch end, write a resumable checkpoint at least this often "
+        "(minutes of training; ~0.3%% of training time at the default, bench/checkpoint_cost.py).",
+    )
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -13,14 +13,10 @@ Order matters and is part of the contract:
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import logging
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,35 +102,6 @@ def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledDat
     )
 
 
-@contextlib.contextmanager
-def training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
-    """(folder to train in, whether this process writes the outputs).
-
-    One process: `tokclf.core.fileio.staged_dir` (a private sibling folder, moved into place on
-    success). Several (torchrun, `accelerate launch`): every rank must see the same checkpoint
-    folder, so it is named after the launch (MASTER_ADDR/PORT, TORCHELASTIC_RUN_ID); only rank 0
-    writes the outputs and moves the folder into place."""
-    from tokclf.core.fileio import dir_mode, staged_dir, swap_into_place
-    from tokclf.core.hardware import distributed_rank
-
-    rank, world = distributed_rank()
-    if world == 1:
-        with staged_dir(target) as out:
-            yield out, True
-        return
-    launch = "-".join(os.environ.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"))
-    shared = target.parent / f".{target.name}.tmp-dist-{hashlib.sha256(launch.encode()).hexdigest()[:12]}"
-    shared.mkdir(parents=True, exist_ok=True, mode=dir_mode())
-    try:
-        yield shared, rank == 0
-    except BaseException:
-        if rank == 0:
-            shutil.rmtree(shared, ignore_errors=True)
-        raise
-    if rank == 0:
-        swap_into_place(shared, target)
-
-
 def run_training(
     params: TokenClassificationParams,
     *,
@@ -163,13 +130,18 @@ def run_training(
             "no validation split: training without evaluation or early stopping "
             "(set valid_split or validation_split_ratio to choose the best epoch on F1)"
         )
+    from tokclf.training.checkpoints import CHECKPOINTS, training_dir
+    from tokclf.training.signals import stop_on_signal
     from tokclf.training.trackers import tracker_env
 
-    with training_dir(target) as (out, writes), tracker_env(params, out):
+    # The run folder outlives a crash or a kill: a rerun resumes from its checkpoints
+    # (tokclf.training.checkpoints); a signal ends training after a checkpoint (signals).
+    with stop_on_signal() as stopper, training_dir(target, resume=params.resume) as (out, writes), \
+            tracker_env(params, out):
         trainer, metrics = fit(
             params, data=data, tokenizer=tokenizer, model_path=model_path, train_features=features[train_name],
             valid_features=features.get(valid_name) if valid_name else None, valid_name=valid_name,
-            checkpoints=out / "checkpoints",
+            checkpoints=out / CHECKPOINTS, callbacks=[stopper],
         )
         if writes:
             scored = [("validation", valid_name)] + ([("test", test_name)] if score_test else [])
@@ -179,7 +151,6 @@ def run_training(
                 metrics[role] = _scorer(params, tokenizer, data, name, features.get(name))(trainer.model)
                 metrics[role]["split"] = name
             mark("scoring")
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
             trainer.save_model(str(out))
             tokenizer.save_pretrained(str(out))
             mark("save")
@@ -203,12 +174,15 @@ def fit(
     valid_features: Any,
     valid_name: str | None,
     checkpoints: Path,
+    callbacks: list[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Fine-tune the base model on tokenized features (`tokclf.text.features.tokenize_split`).
 
     Returns the Trainer (its state holds the log history; its model is the best checkpoint when
     there was evaluation) and {"train": ..., "best_checkpoint": ...}. Evaluation during training
     scores `valid_name` on words (early stopping and the best checkpoint use its entity F1).
+    Checkpoints go to `checkpoints`; `params.resume` chooses the one to continue from
+    (`tokclf.training.checkpoints.resume_point`).
     """
     import torch
     from transformers import EarlyStoppingCallback, set_seed
@@ -219,8 +193,13 @@ def fit(
         uses_lazy_embedding_updates,
     )
     from tokclf.training.model_init import load_token_classifier
-    from tokclf.training.trainer import DropExtraColumns, TokclfTrainer
+    from tokclf.training.checkpoints import resume_point, run_fingerprint
+    from tokclf.training.trainer import CheckpointSchedule, DropExtraColumns, TokclfTrainer
 
+    # Before the model is loaded: a refused resume costs nothing.
+    fingerprint = run_fingerprint(params, data=data, splits=[params.train_split] + ([valid_name] if valid_name else []),
+                                  tokenizer=tokenizer, model_path=model_path)
+    resume_from = resume_point(params.resume, checkpoints, fingerprint)
     label_names = data.label_names
     num_labels = data.num_labels
     id2label = {i: (label_names[i] if label_names else f"LABEL_{i}") for i in range(num_labels)}
@@ -249,7 +228,7 @@ def fit(
         log.info("CPU dropout through tokclf.training.fast_dropout (%s)", dropout_state)
     args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
     keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
-    callbacks = []
+    callbacks = [CheckpointSchedule(params.checkpoint_minutes), *(callbacks or [])]
     if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
     optimizer_cls_and_kwargs = None
@@ -270,11 +249,14 @@ def fit(
         callbacks=callbacks,
         scorer=scorer,
         sparse_embeddings=sparse,
+        fingerprint=fingerprint,
     )
     mark("trainer_setup")
     started = time.perf_counter()
     cpu_started = time.process_time()
-    train_output = trainer.train()
+    if resume_from is not None:
+        log.info("resuming from %s (step %s)", resume_from, resume_from.name.rsplit("-", 1)[-1])
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - started
     mark("training")
     # CPU seconds of this process (all threads): steadier than wall-clock on a shared machine.

@@ -58,19 +58,31 @@ def _batches(lengths: np.ndarray, batch_size: int, mega_batch_mult: int,
 
 class ShuffledLengthGroupedSampler(torch.utils.data.Sampler[int]):
     """Yields the indices of `length_grouped_batches`, batch after batch (the DataLoader cuts them
-    back into the same batches since it uses the same batch size). A new order every epoch, drawn
-    from torch's global generator unless one is given, so `set_seed` makes runs repeatable.
-    `lengths` may be a numpy array (the features' length column read from Arrow)."""
+    back into the same batches since it uses the same batch size). `lengths` may be a numpy array
+    (the features' length column read from Arrow).
+
+    With `seed`, epoch e's order is drawn from a generator seeded with (seed, e) (`set_epoch`, which
+    the Trainer calls before each epoch): the order of any epoch can be rebuilt without replaying
+    the run, so a run resumed mid-epoch skips exactly the batches it had trained on. Without a seed
+    the order comes from `generator` or torch's global generator."""
 
     def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, seed: int | None = None) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
         self.generator = generator
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def __iter__(self) -> Iterator[int]:
-        for batch in _batches(self.lengths, self.batch_size, 50, self.generator):
+        generator = self.generator
+        if self.seed is not None:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        for batch in _batches(self.lengths, self.batch_size, 50, generator):
             yield from batch.tolist()
