@@ -93,6 +93,15 @@ class TokenClassificationParams(BaseModel):
         "'first': label the first subword of each word (-100 on the rest).",
     )
 
+    # tokclf: decoding (issue 13; tokclf/inference/decoding.py). Recorded in training_params.json,
+    # so predict/serve/evaluate/ONNX of the model folder decode the same way.
+    decoding: Literal["viterbi", "argmax"] = Field(
+        default="viterbi",
+        description="How word labels are chosen from the model's probabilities, in evaluation and prediction: "
+        "'viterbi': the most probable sequence the tagging scheme (IOB2, IOBES, BILOU) allows, so no I-X "
+        "after O (POS-style labels: same as argmax); 'argmax': each word's most probable label.",
+    )
+
     # --- performance -----------------------------------------------------------------------------
     mixed_precision: Literal["fp16", "bf16"] | None = None
     auto_find_batch_size: bool = False

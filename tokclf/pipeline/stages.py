@@ -293,7 +293,7 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
         sentences = data.splits[name]
         pred = predict_words(model, tokenizer, sentences, max_seq_length=params.max_seq_length, stride=params.stride,
                              mixed_precision=params.mixed_precision,
-                             features=features.get(name))
+                             features=features.get(name), label_names=data.label_names, decoding=params.decoding)
         scores[role] = {**compute_metrics(sentences[TAGS], pred, data.label_names), "split": name}
         predictions[role] = pred
     main = "test" if "test" in scores else "validation"

@@ -99,7 +99,7 @@ def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledDat
     return functools.partial(
         score_sentences, tokenizer=tokenizer, sentences=data.splits[split], label_names=data.label_names,
         max_seq_length=params.max_seq_length, stride=params.stride, mixed_precision=params.mixed_precision,
-        features=features,
+        features=features, decoding=params.decoding,
     )
 
 
