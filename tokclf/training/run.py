@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,12 +197,14 @@ def fit(
     valid_features: Any,
     valid_name: str | None,
     checkpoints: Path,
+    extra_callbacks: Sequence[Any] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """Fine-tune the base model on tokenized features (`tokclf.text.features.tokenize_split`).
 
     Returns the Trainer (its state holds the log history; its model is the best checkpoint when
     there was evaluation) and {"train": ..., "best_checkpoint": ...}. Evaluation during training
     scores `valid_name` on words (early stopping and the best checkpoint use its entity F1).
+    `extra_callbacks`: more `TrainerCallback`s (bench/accuracy.py scores test at every epoch).
     """
     import torch
     from transformers import EarlyStoppingCallback, set_seed
@@ -241,7 +243,7 @@ def fit(
         log.info("CPU dropout through tokclf.training.fast_dropout (%s)", dropout_state)
     args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
     keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
-    callbacks = []
+    callbacks = list(extra_callbacks)
     if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
     optimizer_cls_and_kwargs = None
