@@ -28,6 +28,7 @@ from typing import Any
 from tokclf.core.errors import TokclfError
 from tokclf.core.params import TokenClassificationParams
 from tokclf.data.types import LabelledData
+from tokclf.training.epoch_choice import epoch_choice
 
 log = logging.getLogger("tokclf")
 
@@ -179,7 +180,8 @@ def run_training(
             trainer.save_model(str(out))
             tokenizer.save_pretrained(str(out))
             write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
-                          log_history=trainer.state.log_history)
+                          log_history=trainer.state.log_history,
+                          run_facts={"classifier_head": metrics.get("classifier_head")})
             if on_saved is not None:
                 on_saved(out, metrics)
     if writes:
@@ -214,7 +216,7 @@ def fit(
         training_arguments,
         uses_lazy_embedding_updates,
     )
-    from tokclf.training.model_init import load_token_classifier
+    from tokclf.training.model_init import load_for_labels
     from tokclf.training.trainer import DropExtraColumns, TokclfTrainer
 
     label_names = data.label_names
@@ -224,7 +226,7 @@ def fit(
     # Master weights in fp32 whatever the checkpoint's storage dtype: transformers 5 loads a bf16/fp16
     # checkpoint in that dtype by default, and fine-tuning in pure half precision loses updates.
     # Mixed precision (autocast) is applied by the Trainer on top.
-    model = load_token_classifier(model_path, id2label=id2label, dtype=torch.float32)
+    model, head = load_for_labels(model_path, id2label=id2label, dtype=torch.float32)
     if params.freeze_word_embeddings:
         # The Trainer's optimizer takes only parameters that require a gradient.
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -294,7 +296,11 @@ def fit(
             "sentences_per_s": round(sentences * epochs / max(train_seconds, 1e-9), 2),
         },
         "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
+        "classifier_head": head.to_dict(),
     }
+    choice = epoch_choice(trainer.state.log_history, trainer.state.best_model_checkpoint)
+    if choice is not None:
+        metrics["early_stopping"] = choice
     return trainer, metrics
 
 
