@@ -178,9 +178,12 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
     data = load_labelled(data_dir)
     tokenizer = load_tokenizer(resolve_model_path(params.model))
     features = {}
+    from tokclf.training.run import subword_strategy
+
+    strategy = subword_strategy(params, data, tokenizer)
     for name, ds in data.splits.items():
         features[name] = tokenize_split(
-            ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=params.subword_labels,
+            ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=strategy["chosen"],
             label_names=data.label_names, with_labels=name == params.train_split,
         )
     with replaced_dir(out_dir) as out:
@@ -188,6 +191,7 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
         write_json(out / FEATURES_META, {
             "key": key, "tokenizer": tokenizer_fingerprint(params.model),
             "max_seq_length": params.max_seq_length, "stride": params.stride, "subword_labels": params.subword_labels,
+            "subword_labels_chosen": strategy,
             "train_split": params.train_split, "data_fingerprint": dataset_fingerprint(data_dir),
             "splits": {n: {"sentences": len(data.splits[n]), "features": len(f)} for n, f in features.items()},
         })

@@ -80,16 +80,31 @@ def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tu
 
 def tokenize_splits(params: TokenClassificationParams, data: LabelledData, tokenizer: Any,
                     names: list[str]) -> dict[str, Any]:
-    """Features of the named splits; labels only on the train split (`tokclf.text.features`)."""
+    """Features of the named splits; labels only on the train split (`tokclf.text.features`), aligned
+    as `subword_strategy` decides."""
     from tokclf.text.features import tokenize_split
 
+    strategy = subword_strategy(params, data, tokenizer)["chosen"]
     return {
         name: tokenize_split(
             data.splits[name], tokenizer, max_seq_length=params.max_seq_length, stride=params.stride,
-            strategy=params.subword_labels, label_names=data.label_names, with_labels=name == params.train_split,
+            strategy=strategy, label_names=data.label_names, with_labels=name == params.train_split,
         )
         for name in names
     }
+
+
+def subword_strategy(params: TokenClassificationParams, data: LabelledData, tokenizer: Any) -> dict[str, Any]:
+    """{"param", "chosen", "multi_piece_share"}: subword_labels="auto" decided on the train split's
+    words (`tokclf.text.alignment.choose_strategy`); logged, and recorded in training_params.json."""
+    from tokclf.core.columns import TOKENS
+    from tokclf.text.alignment import choose_strategy
+
+    train = data.splits.get(params.train_split)
+    chosen, share = choose_strategy(params.subword_labels, tokenizer, train[TOKENS] if train is not None else [])
+    if share is not None:
+        log.info("subword labels: %r (auto: %.1f%% of the training words split into several pieces)", chosen, 100 * share)
+    return {"param": params.subword_labels, "chosen": chosen, "multi_piece_share": share}
 
 
 def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledData, split: str,
@@ -181,7 +196,8 @@ def run_training(
             tokenizer.save_pretrained(str(out))
             write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
                           log_history=trainer.state.log_history,
-                          run_facts={"classifier_head": metrics.get("classifier_head")})
+                          run_facts={"classifier_head": metrics.get("classifier_head"),
+                                     "subword_labels_chosen": subword_strategy(params, data, tokenizer)})
             if on_saved is not None:
                 on_saved(out, metrics)
     if writes:
