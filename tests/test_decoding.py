@@ -110,3 +110,18 @@ def test_empty_sentence_and_unknown_decoding():
     assert ids.shape == (0,) and scores.shape == (0,)
     with pytest.raises(ValueError, match="decoding"):
         decoder(IOB2, "crf")
+
+
+@pytest.mark.parametrize("names", [IOB2, IOBES])
+def test_batched_viterbi_equals_one_sentence_at_a_time(names):
+    from tokclf.inference.decoding import decode_sentences, viterbi_batch
+
+    rng = np.random.default_rng(1)
+    trans = transitions(names)
+    sentences = [rng.dirichlet(np.ones(len(names)) * 0.3, size=int(n)).astype(np.float32)
+                 for n in rng.integers(0, 30, size=40)]
+    batched = viterbi_batch(sentences, trans, chunk=7)  # several chunks of mixed lengths
+    for p, (ids, scores) in zip(sentences, batched, strict=True):
+        ref_ids, ref_scores = viterbi(p, trans)
+        assert ids.tolist() == ref_ids.tolist() and scores.tolist() == pytest.approx(ref_scores.tolist())
+    assert [i.tolist() for i, _ in decode_sentences(sentences, names, "argmax")] == [argmax(p)[0].tolist() for p in sentences]

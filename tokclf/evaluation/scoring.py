@@ -39,7 +39,7 @@ def predict_words(
     the same settings (the pipeline's tokenize stage, or the run's validation features).
     `decoding` (`tokclf.inference.decoding`) uses `label_names` for the tagging scheme."""
     from tokclf.inference.backends import TorchBackend
-    from tokclf.inference.decoding import decoder
+    from tokclf.inference.decoding import decode_sentences
     from tokclf.inference.forward import word_probabilities
     from tokclf.text.features import tokenize_split
 
@@ -57,8 +57,7 @@ def predict_words(
         )
     finally:
         model.train(was_training)
-    decode = decoder(label_names, decoding)
-    return [decode(p)[0].tolist() for p in chosen.split(probs)]
+    return [ids.tolist() for ids, _ in decode_sentences(chosen.split(probs), label_names, decoding)]
 
 
 def score_sentences(

@@ -61,7 +61,6 @@ class Predictor:
 
         from tokclf.core.hardware import resolve_precision
         from tokclf.core.resources import resolve_model_path
-        from tokclf.inference.decoding import decoder
         from tokclf.inference.loading import (
             decoding_setting,
             find_onnx,
@@ -108,7 +107,6 @@ class Predictor:
         self.max_seq_length, self.stride = window_settings(saved, max_seq_length, stride)
         # The training run's decoding (training_params.json / the ONNX manifest) unless overridden.
         self.decoding = decoding_setting(saved, decoding)
-        self._decode = decoder(self.label_names, self.decoding)
         self.token_budget = token_budget
         self.batch_size = batch_size
 
@@ -124,6 +122,7 @@ class Predictor:
         """One label id and its probability per word of every sentence (empty ones included)."""
         import datasets
 
+        from tokclf.inference.decoding import decode_sentences
         from tokclf.inference.forward import word_probabilities
         from tokclf.text.features import tokenize_split
 
@@ -138,8 +137,8 @@ class Predictor:
                                   strategy="first", label_names=None, with_labels=False)
         chosen, word_probs = word_probabilities(self.backend, features, len(keep), token_budget=self.token_budget,
                                                 max_batch=self.batch_size, pad_token_id=self.tokenizer.pad_token_id or 0)
-        for j, sentence_probs in enumerate(chosen.split(word_probs)):
-            word_ids, word_scores = self._decode(sentence_probs)
+        decoded = decode_sentences(chosen.split(word_probs), self.label_names, self.decoding)
+        for j, (word_ids, word_scores) in enumerate(decoded):
             ids[keep[j]] = word_ids.tolist()
             probs[keep[j]] = word_scores.astype(float).tolist()
         return ids, probs
