@@ -168,7 +168,8 @@ def run_tokclf(folder: Path, arm: str, args: argparse.Namespace, seed: int, work
                            valid_name="validation", checkpoints=work / "checkpoints", extra_callbacks=[EveryEpoch()])
     seconds = time.perf_counter() - start
     result: dict[str, Any] = {"epochs": epochs, "train_s": round(seconds, 1), "timing": timing,
-                              "subword_labels": subword_strategy(params, data, tokenizer)["chosen"], "decoding_default": params.decoding,
+                              "subword_labels": subword_strategy(params, data, tokenizer)["chosen"],
+                              "subword_param": params.subword_labels, "decoding_default": params.decoding,
                               "multi_piece_share": round(multi_piece_share(tokenizer, data.splits["train"]), 4)}
     for decoding in ("argmax", "viterbi"):
         vals = [e[f"validation_{decoding}"] for e in epochs]
@@ -262,14 +263,35 @@ def table(rows: list[dict[str, Any]], arms: list[str], datasets_: list[str]) -> 
     def vals(ds: str, arm: str, key: str) -> list[float]:
         return [r[key] for r in rows if r["dataset"] == ds and r["arm"] == arm and key in r]
 
-    lines = ["| dataset | multi-piece words | " + " | ".join(arms) + " | tokclf − plain |",
-             "|---|---:|" + "---:|" * len(arms) + "---:|"]
+    from tokclf.text.alignment import AUTO_MULTI_PIECE_SHARE
+
+    def auto_arm(ds: str, share: float | None) -> str | None:
+        """The tokclf arm subword_labels="auto" amounts to on this data (rows of the run's arms)."""
+        if any(r.get("subword_param") == "auto" for r in rows if r["dataset"] == ds and r["arm"] == "tokclf"):
+            return "tokclf"  # the run's tokclf arm already ran with "auto"
+        if share is None:
+            return None
+        arm = "tokclf-first" if share > AUTO_MULTI_PIECE_SHARE else "tokclf-all"
+        if arm == "tokclf-all" and not vals(ds, arm, "test_f1"):
+            arm = "tokclf"  # the tokclf arm of a run from before "auto" used "all"
+        return arm if vals(ds, arm, "test_f1") else None
+
+    lines = ["| dataset | multi-piece words | " + " | ".join(arms) + " | auto (the default) | auto − plain |",
+             "|---|---:|" + "---:|" * len(arms) + "---|---:|"]
+    diffs = []
     for ds in datasets_:
         share = next((r.get("multi_piece_share") for r in rows if r["dataset"] == ds and "multi_piece_share" in r), None)
         cells = [_spread(vals(ds, a, "test_f1")) for a in arms]
-        tok, plain = vals(ds, "tokclf", "test_f1"), vals(ds, "plain", "test_f1")
-        diff = f"{statistics.mean(tok) - statistics.mean(plain):+.4f}" if tok and plain else "-"
-        lines.append(f"| {ds} | {share if share is not None else '-'} | " + " | ".join(cells) + f" | {diff} |")
+        arm = auto_arm(ds, share)
+        tok = vals(ds, arm, "test_f1") if arm else []
+        plain = vals(ds, "plain", "test_f1")
+        diff = statistics.mean(tok) - statistics.mean(plain) if tok and plain else None
+        if diff is not None:
+            diffs.append(diff)
+        lines.append(f"| {ds} | {share if share is not None else '-'} | " + " | ".join(cells)
+                     + f" | {arm or '-'}: {_spread(tok)} | {f'{diff:+.4f}' if diff is not None else '-'} |")
+    if diffs:
+        lines.append("| mean |" + " |" * (len(arms) + 2) + f" {statistics.mean(diffs):+.4f} |")
     lines += ["", "Decoding and epoch choice, tokclf arms (test F1, mean over seeds):", "",
               "| dataset | arm | argmax, best epoch | viterbi, best epoch | argmax, last epoch | viterbi, last epoch |",
               "|---|---|---:|---:|---:|---:|"]
