@@ -102,6 +102,17 @@ def test_evaluate_matches_training_metrics(trained, ner_jsonl_dir):
     assert m["f1"] == pytest.approx(trained.metrics["test"]["f1"])
 
 
+def test_cli_evaluate_uses_the_runs_decoding_unless_told(trained, ner_jsonl_dir, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    args = ["evaluate", "--model", str(trained.output_dir), "--data-path", str(ner_jsonl_dir), "--split", "test"]
+    assert cli_main(args + ["--output", str(out)]) == 0
+    assert json.loads(out.read_text())["decoding"] == "viterbi"
+    assert json.loads(out.read_text())["f1"] == pytest.approx(trained.metrics["test"]["f1"])
+    assert cli_main(args + ["--decoding", "argmax", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["decoding"] == "argmax"
+    capsys.readouterr()
+
+
 def test_fp16_without_gpu_is_clear_and_writes_nothing(tiny_model_dir, ner_jsonl_dir, tmp_path):
     import torch
 
