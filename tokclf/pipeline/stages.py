@@ -178,9 +178,11 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
     data = load_labelled(data_dir)
     tokenizer = load_tokenizer(resolve_model_path(params.model))
     features = {}
-    from tokclf.training.run import subword_strategy
+    from tokclf.core.columns import TOKENS
+    from tokclf.text.alignment import strategy_record
 
-    strategy = subword_strategy(params, data, tokenizer)
+    train = data.splits.get(params.train_split)
+    strategy = strategy_record(params.subword_labels, tokenizer, train[TOKENS] if train is not None else [])
     for name, ds in data.splits.items():
         features[name] = tokenize_split(
             ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=strategy["chosen"],

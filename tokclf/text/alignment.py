@@ -134,6 +134,13 @@ def choose_strategy(strategy: str, tokenizer: Any, sentences: Sequence[Sequence[
     return ("first" if share > AUTO_MULTI_PIECE_SHARE else "all"), round(share, 4)
 
 
+def strategy_record(strategy: str, tokenizer: Any, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """{"param", "chosen", "multi_piece_share"}: `choose_strategy` as runs log and record it
+    (training_params.json `subword_labels_chosen`, the tokenize stage's features meta)."""
+    chosen, share = choose_strategy(strategy, tokenizer, sentences)
+    return {"param": strategy, "chosen": chosen, "multi_piece_share": share}
+
+
 def _check_strategy(strategy: str) -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"subword label strategy must be one of {STRATEGIES}, got {strategy!r}")

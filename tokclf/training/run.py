@@ -94,17 +94,19 @@ def tokenize_splits(params: TokenClassificationParams, data: LabelledData, token
     }
 
 
-def subword_strategy(params: TokenClassificationParams, data: LabelledData, tokenizer: Any) -> dict[str, Any]:
+def subword_strategy(params: TokenClassificationParams, data: LabelledData, tokenizer: Any,
+                     *, quiet: bool = False) -> dict[str, Any]:
     """{"param", "chosen", "multi_piece_share"}: subword_labels="auto" decided on the train split's
     words (`tokclf.text.alignment.choose_strategy`); logged, and recorded in training_params.json."""
     from tokclf.core.columns import TOKENS
-    from tokclf.text.alignment import choose_strategy
+    from tokclf.text.alignment import strategy_record
 
     train = data.splits.get(params.train_split)
-    chosen, share = choose_strategy(params.subword_labels, tokenizer, train[TOKENS] if train is not None else [])
-    if share is not None:
-        log.info("subword labels: %r (auto: %.1f%% of the training words split into several pieces)", chosen, 100 * share)
-    return {"param": params.subword_labels, "chosen": chosen, "multi_piece_share": share}
+    record = strategy_record(params.subword_labels, tokenizer, train[TOKENS] if train is not None else [])
+    if record["multi_piece_share"] is not None and not quiet:
+        log.info("subword labels: %r (auto: %.1f%% of the training words split into several pieces)",
+                 record["chosen"], 100 * record["multi_piece_share"])
+    return record
 
 
 def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledData, split: str,
@@ -197,7 +199,7 @@ def run_training(
             write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
                           log_history=trainer.state.log_history,
                           run_facts={"classifier_head": metrics.get("classifier_head"),
-                                     "subword_labels_chosen": subword_strategy(params, data, tokenizer)})
+                                     "subword_labels_chosen": subword_strategy(params, data, tokenizer, quiet=True)})
             if on_saved is not None:
                 on_saved(out, metrics)
     if writes:
