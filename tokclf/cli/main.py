@@ -144,6 +144,9 @@ def report_text(report: Any) -> str:
     return "\n".join(lines)
 
 
+DECODING_HELP = "viterbi: BIO-valid label sequences; argmax: each word's best label (default: the training run's)"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tokclf.evaluation.scoring import evaluate
 
@@ -156,9 +159,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.model, args.data_path, split=args.split, tokens_column=args.tokens_column, tags_column=args.tags_column,
         max_samples=args.max_samples, batch_size=args.batch_size,
         mixed_precision=None if args.mixed_precision in (None, "none") else args.mixed_precision,
-        output=args.output, **extra,
+        output=args.output, decoding=args.decoding, **extra,
     )
-    keep = {k: metrics[k] for k in ("split", "precision", "recall", "f1", "accuracy", "scheme") if k in metrics}
+    keep = {k: metrics[k] for k in ("split", "precision", "recall", "f1", "accuracy", "scheme", "decoding") if k in metrics}
     keep["per_type"] = metrics.get("per_type")
     if "per_source" in metrics:
         keep["per_source"] = metrics["per_source"]
@@ -213,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--batch-size", type=int, default=64)
     p_eval.add_argument("--mixed-precision", choices=["none", "bf16", "fp16"])
     p_eval.add_argument("--output", help="write metrics JSON here")
+    p_eval.add_argument("--decoding", choices=["viterbi", "argmax"], help=DECODING_HELP)
     p_eval.set_defaults(func=cmd_evaluate)
 
     # Further command groups live in their own modules (each exposes `register(subparsers)`), so

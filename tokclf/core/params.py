@@ -110,11 +110,22 @@ class TokenClassificationParams(BaseModel):
 
     # tokclf: tokenization additions
     stride: int = Field(default=DEFAULT_STRIDE, ge=0, description="Overlap in subword tokens between windows of long sentences.")
-    subword_labels: Literal["all", "first"] = Field(
-        default="all",
-        description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; the "
-        "default: better test F1 on CoNLL-2003 and whole-word entities from transformers' pipeline); "
-        "'first': label the first subword of each word (-100 on the rest).",
+    # tokclf: subword_labels "auto" (issue 13): decided from the training data (docs/accuracy.md).
+    subword_labels: Literal["auto", "all", "first"] = Field(
+        default="auto",
+        description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; whole-word "
+        "entities from transformers' pipeline); 'first': label the first subword of each word (-100 on the "
+        "rest); 'auto' (default): 'first' when more than 15% of the training words split into several pieces "
+        "(noisy or technical text, where 'all' cost recall), else 'all' (tokclf/text/alignment.py).",
+    )
+
+    # tokclf: decoding (issue 13; tokclf/inference/decoding.py). Recorded in training_params.json,
+    # so predict/serve/evaluate/ONNX of the model folder decode the same way.
+    decoding: Literal["viterbi", "argmax"] = Field(
+        default="viterbi",
+        description="How word labels are chosen from the model's probabilities, in evaluation and prediction: "
+        "'viterbi': the most probable sequence the tagging scheme (IOB2, IOBES, BILOU) allows, so no I-X "
+        "after O (POS-style labels: same as argmax); 'argmax': each word's most probable label.",
     )
 
     # --- performance -----------------------------------------------------------------------------

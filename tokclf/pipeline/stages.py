@@ -213,11 +213,14 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
     key = tokenize_key(params, data_dir)
     data = load_labelled(data_dir)
     tokenizer = load_tokenizer(resolve_model_path(params.model))
+    from tokclf.text.alignment import split_strategy_record
+
+    strategy = split_strategy_record(params.subword_labels, tokenizer, data.splits.get(params.train_split))
     # Each split's features are made and written a shard at a time (tokclf.text.features.feature_shards):
     # memory holds one shard, whatever the split's size.
     shards = {
         name: (feature_shards(
-            ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=params.subword_labels,
+            ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=strategy["chosen"],
             label_names=data.label_names, with_labels=name == params.train_split,
         ), None)
         for name, ds in data.splits.items()
@@ -227,6 +230,7 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
         write_json(out / FEATURES_META, {
             "key": key, "tokenizer": tokenizer_fingerprint(params.model),
             "max_seq_length": params.max_seq_length, "stride": params.stride, "subword_labels": params.subword_labels,
+            "subword_labels_chosen": strategy,
             "train_split": params.train_split, "data_fingerprint": dataset_fingerprint(data_dir),
             "splits": {n: {"sentences": len(data.splits[n]), "features": f} for n, f in features.items()},
         })
@@ -331,7 +335,7 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
         sentences = data.splits[name]
         pred = predict_words(model, tokenizer, sentences, max_seq_length=params.max_seq_length, stride=params.stride,
                              mixed_precision=params.mixed_precision,
-                             features=features.get(name))
+                             features=features.get(name), label_names=data.label_names, decoding=params.decoding)
         scores[role] = {**compute_metrics(sentences[TAGS], pred, data.label_names), "split": name}
         predictions[role] = pred
     main = "test" if "test" in scores else "validation"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from tokclf.core.errors import TokclfError
 from tokclf.core.params import TokenClassificationParams
 from tokclf.core.phases import mark
 from tokclf.data.types import LabelledData
+from tokclf.training.epoch_choice import epoch_choice
 
 log = logging.getLogger("tokclf")
 
@@ -78,16 +79,31 @@ def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tu
 
 def tokenize_splits(params: TokenClassificationParams, data: LabelledData, tokenizer: Any,
                     names: list[str]) -> dict[str, Any]:
-    """Features of the named splits; labels only on the train split (`tokclf.text.features`)."""
+    """Features of the named splits; labels only on the train split (`tokclf.text.features`), aligned
+    as `subword_strategy` decides."""
     from tokclf.text.features import tokenize_split
 
+    strategy = subword_strategy(params, data, tokenizer)["chosen"]
     return {
         name: tokenize_split(
             data.splits[name], tokenizer, max_seq_length=params.max_seq_length, stride=params.stride,
-            strategy=params.subword_labels, label_names=data.label_names, with_labels=name == params.train_split,
+            strategy=strategy, label_names=data.label_names, with_labels=name == params.train_split,
         )
         for name in names
     }
+
+
+def subword_strategy(params: TokenClassificationParams, data: LabelledData, tokenizer: Any,
+                     *, quiet: bool = False) -> dict[str, Any]:
+    """{"param", "chosen", "multi_piece_share"}: subword_labels="auto" decided on the train split's
+    words (`tokclf.text.alignment.choose_strategy`); logged, and recorded in training_params.json."""
+    from tokclf.text.alignment import split_strategy_record
+
+    record = split_strategy_record(params.subword_labels, tokenizer, data.splits.get(params.train_split))
+    if record["multi_piece_share"] is not None and not quiet:
+        log.info("subword labels: %r (auto: %.1f%% of the training words split into several pieces)",
+                 record["chosen"], 100 * record["multi_piece_share"])
+    return record
 
 
 def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledData, split: str,
@@ -98,7 +114,7 @@ def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledDat
     return functools.partial(
         score_sentences, tokenizer=tokenizer, sentences=data.splits[split], label_names=data.label_names,
         max_seq_length=params.max_seq_length, stride=params.stride, mixed_precision=params.mixed_precision,
-        features=features,
+        features=features, decoding=params.decoding,
     )
 
 
@@ -155,7 +171,9 @@ def run_training(
             tokenizer.save_pretrained(str(out))
             mark("save")
             write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
-                          log_history=trainer.state.log_history)
+                          log_history=trainer.state.log_history,
+                          run_facts={"classifier_head": metrics.get("classifier_head"),
+                                     "subword_labels_chosen": subword_strategy(params, data, tokenizer, quiet=True)})
             mark("card")
             if on_saved is not None:
                 on_saved(out, metrics)
@@ -174,7 +192,7 @@ def fit(
     valid_features: Any,
     valid_name: str | None,
     checkpoints: Path,
-    callbacks: list[Any] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """Fine-tune the base model on tokenized features (`tokclf.text.features.tokenize_split`).
 
@@ -182,7 +200,8 @@ def fit(
     there was evaluation) and {"train": ..., "best_checkpoint": ...}. Evaluation during training
     scores `valid_name` on words (early stopping and the best checkpoint use its entity F1).
     Checkpoints go to `checkpoints`; `params.resume` chooses the one to continue from
-    (`tokclf.training.checkpoints.resume_point`).
+    (`tokclf.training.checkpoints.resume_point`). `callbacks`: more `TrainerCallback`s (the signal
+    handler of `run_training`; bench/accuracy.py scores test at every epoch).
     """
     import torch
     from transformers import EarlyStoppingCallback, set_seed
@@ -192,8 +211,8 @@ def fit(
         training_arguments,
         uses_lazy_embedding_updates,
     )
-    from tokclf.training.model_init import load_token_classifier
     from tokclf.training.checkpoints import resume_point, run_fingerprint
+    from tokclf.training.model_init import load_for_labels
     from tokclf.training.trainer import CheckpointSchedule, DropExtraColumns, TokclfTrainer
 
     # Before the model is loaded: a refused resume costs nothing.
@@ -208,7 +227,7 @@ def fit(
     # checkpoint in that dtype by default, and fine-tuning in pure half precision loses updates.
     # Mixed precision (autocast) is applied by the Trainer on top.
     mark("imports_training")
-    model = load_token_classifier(model_path, id2label=id2label, dtype=torch.float32)
+    model, head = load_for_labels(model_path, id2label=id2label, dtype=torch.float32)
     mark("model_load")
     if params.freeze_word_embeddings:
         # The Trainer's optimizer takes only parameters that require a gradient.
@@ -228,7 +247,7 @@ def fit(
         log.info("CPU dropout through tokclf.training.fast_dropout (%s)", dropout_state)
     args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
     keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
-    callbacks = [CheckpointSchedule(params.checkpoint_minutes), *(callbacks or [])]
+    callbacks = [CheckpointSchedule(params.checkpoint_minutes), *callbacks]
     if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
     optimizer_cls_and_kwargs = None
@@ -284,7 +303,11 @@ def fit(
             "sentences_per_s": round(sentences * epochs / max(train_seconds, 1e-9), 2),
         },
         "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
+        "classifier_head": head.to_dict(),
     }
+    choice = epoch_choice(trainer.state.log_history, trainer.state.best_model_checkpoint)
+    if choice is not None:
+        metrics["early_stopping"] = choice
     return trainer, metrics
 
 
