@@ -18,7 +18,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.core.fileio import write_json
-from tokclf.core.params import TokenClassificationParams
+from tokclf.core.params import NOT_TRAINING_KEYS, TokenClassificationParams
 from tokclf.pipeline.paths import STAMP
 
 KEY_VERSION = 1                     # bump when a stage's output format changes
@@ -39,11 +39,6 @@ VALIDATE_KEYS = ("train_split", "valid_split", "test_split", "validation_split_r
 TOKENIZE_KEYS = ("train_split", "max_seq_length", "stride", "subword_labels")
 
 
-# Keys that do not change the trained model (left out of its parameter hash).
-NOT_TRAINING_KEYS = frozenset({
-    "project_name", "push_to_hub", "username", "token", "log", "hub_private", "publish_tolerance",
-    "force_publish",
-})
 
 
 # Files that define a tokenizer (hashed for the tokenize cache key).
@@ -211,3 +206,19 @@ def stamp_key(folder: str | Path) -> str | None:
 def write_stamp(folder: Path, stage: str, key: str | None, **extra: Any) -> None:
     write_json(folder / STAMP, {"stage": stage, "key": key, **extra})
 
+
+
+def annotations_key(tasks: Iterable[dict[str, Any]]) -> str:
+    """Content key of a Label Studio export as training sees it: each task's id and data, and each
+    annotation's id, result and cancelled flag. Timestamps, counters and predictions are left out,
+    so pushing pre-annotations (or a server that rewrites `updated_at`) does not change it, while a
+    new, edited, cancelled or deleted annotation does."""
+    canonical = []
+    for task in sorted(tasks, key=lambda t: int(t.get("id") or 0)):
+        annotations = sorted(task.get("annotations") or [], key=lambda a: int(a.get("id") or 0))
+        canonical.append({
+            "id": task.get("id"), "data": task.get("data"),
+            "annotations": [{"id": a.get("id"), "result": a.get("result"), "was_cancelled": bool(a.get("was_cancelled"))}
+                            for a in annotations],
+        })
+    return _key("annotations", {"tasks": canonical})
