@@ -421,10 +421,11 @@ def validate_data(
     if repaired:
         stats["label_names"], stats["num_labels"] = data.label_names, data.num_labels
     # Keys in the order of the report before streaming (rows stats, then BIO, then subwords).
+    # Keys added since (by_source, spans) follow them: reordering must never drop a statistic.
+    order = ("source", "sentences", "tokens", "labels", "bio_violations", "subwords")
     for split in per_split:
-        per_split[split] = {k: per_split[split][k] for k in
-                            ("source", "sentences", "tokens", "labels", "bio_violations", "subwords")
-                            if k in per_split[split]}
+        entry = per_split[split]
+        per_split[split] = {k: entry[k] for k in order if k in entry} | {k: v for k, v in entry.items() if k not in order}
     return data, out.finish(data.sources)
 
 
