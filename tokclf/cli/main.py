@@ -28,7 +28,7 @@ DATA_KEYS = (
 
 
 # Modules adding subcommands (predict/export/serve, pipeline stages, publish).
-EXTENSIONS = ("tokclf.cli.inference", "tokclf.cli.pipeline", "tokclf.cli.publish")
+EXTENSIONS = ("tokclf.cli.inference", "tokclf.cli.pipeline", "tokclf.cli.publish", "tokclf.cli.convert")
 
 
 def _flag(name: str) -> str:
@@ -65,6 +65,9 @@ def add_param_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | Non
             if optional:
                 choices.append("none")
             group.add_argument(_flag(name), choices=choices, **kwargs)
+            continue
+        if name == "data_path":  # repeatable: several sources (tokclf.data.sources)
+            group.add_argument(_flag(name), action="append", **kwargs)
             continue
         if inner in (int, float):
             group.add_argument(_flag(name), type=inner, **kwargs)
@@ -142,7 +145,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tokclf.evaluation.scoring import evaluate
 
     extra: dict[str, Any] = {}
-    for key in ("conll_token_column", "conll_tag_column", "conllu_tag"):
+    for key in ("conll_token_column", "conll_tag_column", "conllu_tag", "data_format", "span_alignment",
+                "overlapping", "label_map"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
     metrics = evaluate(
@@ -153,6 +157,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     keep = {k: metrics[k] for k in ("split", "precision", "recall", "f1", "accuracy", "scheme") if k in metrics}
     keep["per_type"] = metrics.get("per_type")
+    if "per_source" in metrics:
+        keep["per_source"] = metrics["per_source"]
     print(json.dumps(keep, indent=2))
     return 0
 
@@ -188,13 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_eval = sub.add_parser("evaluate", help="score a trained model on a split (word-level seqeval)")
     p_eval.add_argument("--model", required=True, help="folder written by `tokclf train` (or a Hub id)")
-    p_eval.add_argument("--data-path", required=True)
+    p_eval.add_argument("--data-path", required=True, action="append",
+                        help="data to score (repeat for several sources: scores are also given per source)")
     p_eval.add_argument("--split", default="test")
     p_eval.add_argument("--tokens-column", default="tokens")
     p_eval.add_argument("--tags-column", default="tags")
     p_eval.add_argument("--conll-token-column", type=int)
     p_eval.add_argument("--conll-tag-column", type=int)
     p_eval.add_argument("--conllu-tag", choices=["upos", "xpos"])
+    p_eval.add_argument("--data-format", choices=["auto", "tags", "labelstudio", "doccano", "prodigy", "brat", "spacy"])
+    p_eval.add_argument("--label-map", help="rename/merge types, as in training (A=B,C=B or a YAML/JSON file)")
+    p_eval.add_argument("--span-alignment", choices=["expand", "contract", "strict"])
+    p_eval.add_argument("--overlapping", choices=["error", "longest", "first"])
     p_eval.add_argument("--max-samples", type=int)
     p_eval.add_argument("--batch-size", type=int, default=64)
     p_eval.add_argument("--mixed-precision", choices=["none", "bf16", "fp16"])

@@ -164,6 +164,16 @@ class TokenClassificationParams(BaseModel):
             return None
         return v
 
+    @field_validator("data_path")
+    @classmethod
+    def _data_paths(cls, v: Any) -> Any:
+        # One source given as a list (a repeated flag used once) is the plain string.
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list: give at least one data source")
+            return v[0] if len(v) == 1 else v
+        return v
+
     @field_validator("label_names", mode="before")
     @classmethod
     def _split_label_names(cls, v: Any) -> Any:

@@ -30,9 +30,9 @@ from tokclf.core.columns import DOCUMENT, LINE, TAGS, TOKENS
 from tokclf.core.errors import DataError
 from tokclf.core.params import CARVED_VALIDATION_SPLIT
 from tokclf.core.resources import is_hub_id, resolve_data_path
-from tokclf.data import conll, formats, hf, tabular
+from tokclf.data import conll, formats, hf, spans, tabular
 from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
-from tokclf.data.spans import SpanOptions, map_split_tags, parse_label_map
+from tokclf.data.spans import SpanOptions, map_split_tags
 from tokclf.data.types import LabelledData
 
 CONLL_EXTENSIONS = conll.CONLL_DATA_SUFFIXES
@@ -158,7 +158,7 @@ def to_dataset(raw: RawSplit, tags: list[list[int]]) -> Any:
 
 
 def load_labelled_data(
-    data_path: str,
+    data_path: str | list[str],
     *,
     tokens_column: str = "tokens",
     tags_column: str = "tags",
@@ -178,14 +178,24 @@ def load_labelled_data(
     label_map: str | dict[str, str] | None = None,
 ) -> LabelledData:
     """Read every requested split of `data_path` into sentences with integer tags (see module doc)."""
+    if not isinstance(data_path, str):  # several sources: tokclf.data.sources
+        paths = [str(p) for p in data_path]
+        if len(paths) != 1:
+            from tokclf.data.sources import load_sources
+
+            return load_sources(
+                paths, load_labelled_data, lambda p: list(_sources(resolve_data_path(p), train_split)[0]),
+                train_split=train_split, valid_split=valid_split, test_split=test_split, label_names=label_names,
+                tokens_column=tokens_column, tags_column=tags_column, max_samples=max_samples,
+                conll_token_column=conll_token_column, conll_tag_column=conll_tag_column, conllu_tag=conllu_tag,
+                validation_split_ratio=validation_split_ratio, seed=seed, data_format=data_format,
+                span_alignment=span_alignment, overlapping=overlapping, label_map=label_map)
+        data_path = paths[0]
     resolved = resolve_data_path(data_path)
     available, origin = _sources(resolved, train_split)
     user_names = parse_label_names(label_names)
-    mapping = parse_label_map(label_map)
-    known = {n[2:] for n in user_names if n[:2] in ("B-", "I-")} if user_names else None
-    if known is None and mapping and span_alignment == "strict":
-        known = set(mapping.values())
-    span_options = SpanOptions(span_alignment, overlapping, mapping, known)
+    span_options = spans.span_options(span_alignment, overlapping, label_map, user_names)
+    mapping = span_options.label_map
     notes: list[str] = []
 
     wanted: dict[str, str] = {}  # our name -> name in the source

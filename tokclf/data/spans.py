@@ -80,6 +80,20 @@ class SpanOptions:
     known_types: set[str] | None = None
 
 
+def span_options(alignment: str = "expand", overlapping: str = "error", label_map: str | dict[str, str] | None = None,
+                 label_names: Sequence[str] | None = None) -> SpanOptions:
+    """The options from parameters. Known types (what strict checks labels against): the types of
+    label_names' B-/I- tags when given, else the label map's targets (and names it leaves alone)."""
+    if alignment not in ALIGNMENTS or overlapping not in OVERLAPPING:
+        raise DataError(f"span_alignment={alignment!r} / overlapping={overlapping!r} is not an option",
+                        fix=f"span_alignment: {', '.join(ALIGNMENTS)}; overlapping: {', '.join(OVERLAPPING)}.")
+    mapping = parse_label_map(label_map)
+    known = {n[2:] for n in label_names if n[:2] in ("B-", "I-")} if label_names else None
+    if known is None and mapping and alignment == "strict":
+        known = set(mapping.values())
+    return SpanOptions(alignment, overlapping, mapping, known)
+
+
 @dataclass
 class AlignmentIssue:
     """A span tokclf changed or dropped: where, its offsets, text and label, and what was done."""
@@ -132,6 +146,25 @@ class SpanStats:
         out = asdict(self)
         out["issues"] = [asdict(i) | {"message": i.message()} for i in self.issues]
         return out
+
+
+# --- UTF-16 offsets (Label Studio counts in JavaScript string units) ---------------------------------
+
+def utf16_to_index(text: str) -> dict[int, int] | None:
+    """UTF-16 code unit offset -> Python string index, or None when they are the same (no character
+    outside the Basic Multilingual Plane, e.g. no emoji)."""
+    if all(ord(c) <= 0xFFFF for c in text):
+        return None
+    table, unit = {}, 0
+    for i, ch in enumerate(text):
+        table[unit] = i
+        unit += 2 if ord(ch) > 0xFFFF else 1
+    table[unit] = len(text)
+    return table
+
+
+def index_to_utf16(text: str, index: int) -> int:
+    return index + sum(1 for c in text[:index] if ord(c) > 0xFFFF)
 
 
 # --- the label map ------------------------------------------------------------------------------
@@ -270,9 +303,10 @@ def align_doc(doc: SpanDoc, options: SpanOptions, stats: SpanStats) -> AlignedDo
         check_span(doc, span, options)
         text = doc.text[span.start:span.end]
         label = map_type(span.label, options.label_map)
+        here = f"{doc.where}, {span.ref}" if span.ref else doc.where
         first, last = _word_range(offsets, span.start, span.end, options.alignment)
         if first == last:
-            stats.add(AlignmentIssue(doc.where, span.start, span.end, text, label, "dropped",
+            stats.add(AlignmentIssue(here, span.start, span.end, text, label, "dropped",
                                      "it covers no whole word" if options.alignment == "contract"
                                      else "it covers only spaces or characters that are no word"))
             continue
@@ -285,7 +319,7 @@ def align_doc(doc: SpanDoc, options: SpanOptions, stats: SpanStats) -> AlignedDo
                     fix="correct the span to whole words, or use span_alignment=expand (grow to whole words) "
                     "or contract (shrink to the words inside).")
             action = "expanded" if options.alignment == "expand" else "contracted"
-            stats.add(AlignmentIssue(doc.where, span.start, span.end, text, label, action,
+            stats.add(AlignmentIssue(here, span.start, span.end, text, label, action,
                                      f"now [{ws}:{we}] {doc.text[ws:we]!r}"))
         placed.append((first, last, Span(span.start, span.end, label, text, span.ref)))
     kept = _resolve_overlaps(doc, placed, options, stats)

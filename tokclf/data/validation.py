@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tokclf.core.columns import LINE, TAGS, TOKENS
+from tokclf.core.columns import LINE, SOURCE, TAGS, TOKENS
 from tokclf.core.errors import ValidationFailed
 from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH
 from tokclf.data.schemes import is_iob2
@@ -144,6 +144,18 @@ def _check_rows(split: str, cols: Cols, data: LabelledData, out: _Collector) -> 
             if tag < 0 or (k is not None and tag >= k):
                 rng = f"0..{k - 1} (the {k} label names)" if k is not None else "0 or more"
                 out.add("error", "label-out-of-range", split, where, f"tag {i} is id {tag}, outside {rng}")
+
+
+def _per_source(row_sources: list[str], cols: Cols, names: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for src, tokens, tags in zip(row_sources, cols[0], cols[1]):
+        entry = out.setdefault(src, {"sentences": 0, "tokens": 0, "labels": Counter()})
+        entry["sentences"] += 1
+        entry["tokens"] += len(tokens)
+        entry["labels"].update(_name(names, t) for t in tags)
+    for entry in out.values():
+        entry["labels"] = dict(sorted(entry["labels"].items()))
+    return out
 
 
 def _report_alignment(data: LabelledData, out: _Collector) -> None:
@@ -334,6 +346,8 @@ def validate_data(
             "tokens": sum(len(t) for t in cols[split][0]),
             "labels": {_name(data.label_names, t): n for t, n in sorted(c.items())},
         })
+        if SOURCE in ds.column_names:  # several sources: the same counts per source
+            per_split[split]["by_source"] = _per_source(ds[SOURCE][:], cols[split], data.label_names)
     _report_alignment(data, out)
     _check_continuity(data, out, counts)
     _check_unseen(data, cols, train_split, out)

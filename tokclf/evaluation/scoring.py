@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokclf.core.columns import TAGS
+from tokclf.core.columns import SOURCE, TAGS
 from tokclf.inference.forward import DEFAULT_MAX_BATCH, DEFAULT_TOKEN_BUDGET
 
 log = logging.getLogger("tokclf")
@@ -103,7 +103,7 @@ def score_records(records: Sequence[Any], label_names: Sequence[str]) -> dict[st
 
 def evaluate(
     model_dir: str | Path,
-    data_path: str,
+    data_path: str | list[str],
     *,
     split: str = "test",
     tokens_column: str = "tokens",
@@ -139,6 +139,14 @@ def evaluate(
     pred = predict_words(model, tokenizer, sentences, max_seq_length=length, stride=overlap,
                          batch_size=batch_size, mixed_precision=mixed_precision)
     metrics = compute_metrics(sentences[TAGS], pred, label_names)
+    if SOURCE in sentences.column_names:
+        # Several sources (tokclf.data.sources): the same scores for each source's sentences.
+        row_sources, gold = sentences[SOURCE][:], sentences[TAGS][:]
+        metrics["per_source"] = {}
+        for src in dict.fromkeys(row_sources):
+            rows = [i for i, s in enumerate(row_sources) if s == src]
+            scores = compute_metrics([gold[i] for i in rows], [pred[i] for i in rows], label_names)
+            metrics["per_source"][src] = {k: scores[k] for k in ("precision", "recall", "f1", "accuracy") if k in scores}
     metrics["split"] = split
     metrics["source"] = data.sources.get(split, split)
     if output is not None:

@@ -66,11 +66,15 @@ def from_tags(text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[str]
 # --- Label Studio -----------------------------------------------------------------------------------
 
 def _ls_results(rec: SpanRecord, from_name: str, to_name: str, with_scores: bool) -> list[dict[str, Any]]:
+    from tokclf.data.spans import index_to_utf16
+
     out = []
     for span in rec.spans:
+        # Label Studio counts offsets in UTF-16 units (JavaScript strings).
+        start, end = index_to_utf16(rec.text, span["start"]), index_to_utf16(rec.text, span["end"])
         item: dict[str, Any] = {
             "id": uuid.uuid4().hex[:10], "from_name": from_name, "to_name": to_name, "type": "labels",
-            "value": {"start": span["start"], "end": span["end"], "text": span["text"], "labels": [span["label"]]},
+            "value": {"start": start, "end": end, "text": span["text"], "labels": [span["label"]]},
         }
         if with_scores and span.get("score") is not None:
             item["score"] = span["score"]
@@ -83,6 +87,8 @@ def _ls_data(rec: SpanRecord, data_key: str) -> dict[str, Any]:
     data = dict(rec.meta.get("data") or {})
     key = next((k for k, v in data.items() if v == rec.text), data_key)
     data[key] = rec.text
+    if rec.meta.get("name") is not None:
+        data.setdefault("name", rec.meta["name"])  # a brat document's name survives the round trip
     return data
 
 
@@ -196,7 +202,8 @@ def _line_fragments(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _brat_name(rec: SpanRecord, index: int) -> str:
-    ident = rec.meta.get("name") or rec.meta.get("id")
+    data = rec.meta.get("data") if isinstance(rec.meta.get("data"), dict) else {}
+    ident = rec.meta.get("name") or data.get("name") or rec.meta.get("id")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(ident)) if ident is not None else ""
     return safe or f"doc-{index:05d}"
 

@@ -113,9 +113,16 @@ def path_fingerprint(path: str | Path) -> str:
     return hash_files(p, _files(p))
 
 
-def source_fingerprint(data_path: str) -> str | None:
-    """Content hash of a local or packaged data source; None for a Hub dataset id (no local bytes)."""
+def source_fingerprint(data_path: str | list[str]) -> str | None:
+    """Content hash of a local or packaged data source; None for a Hub dataset id (no local bytes).
+    Several sources: one hash over theirs, in order (None when any is a Hub dataset)."""
     from tokclf.core.resources import resolve_data_path
+
+    if not isinstance(data_path, str):
+        parts = [source_fingerprint(p) for p in data_path]
+        if any(p is None for p in parts):
+            return None
+        return hashlib.sha256("\n".join(str(p) for p in parts).encode()).hexdigest()
 
     resolved = Path(resolve_data_path(data_path)).expanduser()
     return path_fingerprint(resolved) if resolved.exists() else None

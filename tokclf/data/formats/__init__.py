@@ -58,7 +58,10 @@ def record_format(rec: Any) -> str:
     if isinstance(rec.get("data"), dict) and ("annotations" in rec or "predictions" in rec):
         return "labelstudio"
     if "text" in rec:
-        if isinstance(rec.get("spans"), list) or "answer" in rec:
+        spans, tokens = rec.get("spans"), rec.get("tokens")
+        # Prodigy spans are objects; tokclf's predict JSONL has "spans" too, as [start, end] pairs.
+        if "answer" in rec or (isinstance(spans, list) and spans and all(isinstance(x, dict) for x in spans)) or (
+                isinstance(spans, list) and isinstance(tokens, list) and tokens and isinstance(tokens[0], dict)):
             return "prodigy"
         if isinstance(rec.get("entities"), list) or (
                 isinstance(rec.get("label"), list) and all(isinstance(x, list) for x in rec["label"])):

@@ -14,9 +14,10 @@ JSON-MIN: one flat object per annotation, `{"id", "text", "<from_name>": [{start
 labels}], "annotator", "updated_at", ...}`; a task annotated by several people appears once per
 annotation, so the same rule (the latest per task id) applies.
 
-The text: `data.text`, else the only string field of `data` (a labeling config may name it
-otherwise, e.g. `$document`). Offsets are Python string indices (Label Studio stores code
-points for plain text).
+The text: `data.text` (the `$text` of tokclf's and Label Studio's NER labeling config). Offsets
+count UTF-16 code units, as Label Studio's JavaScript front end does; they are converted to Python
+string indices (they differ only after characters beyond U+FFFF, such as emoji). tokclf's writer
+(`tokclf.inference.annotations`) converts back.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.data.formats.jsonrecords import offset, read_records, require_dict
-from tokclf.data.spans import Span, SpanDoc
+from tokclf.data.spans import Span, SpanDoc, utf16_to_index
 
 _EXAMPLE = '{"id": 1, "data": {"text": "..."}, "annotations": [{"result": [...]}]}'
 
@@ -46,13 +47,10 @@ def _task_text(data: Any, where: str) -> str:
         raise DataError("the task has no `data` object", where=where, fix=f"export tasks like {_EXAMPLE}.")
     if isinstance(data.get("text"), str):
         return data["text"]
-    strings = [k for k, v in data.items() if isinstance(v, str)]
-    if len(strings) == 1:
-        return data[strings[0]]
-    raise DataError(
-        "the task has no text: `data.text` is missing" + (f" and `data` has several string fields ({', '.join(strings)})"
-                                                          if strings else ""),
-        where=where, fix="put the text the spans point into under data.text (the labeling config's `$text`).")
+    fields = ", ".join(data) or "none"
+    raise DataError(f"the task has no text: `data.text` is missing (its data fields: {fields})", where=where,
+                    fix="put the text the spans point into under data.text (a labeling config with "
+                    "<Text name=\"text\" value=\"$text\"/>), or drop tasks that are not text.")
 
 
 def _latest(annotations: list[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]] | None:
@@ -99,6 +97,16 @@ def _min_spans(items: list[Any], where: str) -> list[Span]:
     return _spans([{"type": "labels", "value": v, "id": i} for i, v in enumerate(items, 1)], where)
 
 
+def _code_points(text: str, spans: list[Span]) -> list[Span]:
+    """Label Studio's offsets count UTF-16 units (JavaScript strings): the same as Python indices
+    unless the text has characters beyond U+FFFF (emoji), which count twice there."""
+    table = utf16_to_index(text)
+    if table is None:
+        return spans
+    # An offset inside a surrogate pair is not a character boundary: left as is, the checks report it.
+    return [Span(table.get(s.start, s.start), table.get(s.end, s.end), s.label, s.recorded, s.ref) for s in spans]
+
+
 def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
     records, unit = read_records(path)
     unit = "task" if unit == "record" else unit
@@ -123,7 +131,7 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
                 continue
             i, ann = chosen
             ann_where = f"{where}, annotation {ann.get('id', i + 1)}"
-            docs.append(SpanDoc(text, _spans(ann.get("result", []), ann_where), ann_where, place,
+            docs.append(SpanDoc(text, _code_points(text, _spans(ann.get("result", []), ann_where)), ann_where, place,
                                 meta={"id": rec.get("id"), "data": rec.get("data")}))
             continue
         # JSON-MIN
@@ -136,7 +144,8 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
         if task_id in latest_min and latest_min[task_id][0] > stamp:
             continue
         latest_min[task_id] = (stamp, len(docs), rec)
-        docs.append(SpanDoc(rec["text"], _min_spans(rec.get(key, []) if key else [], where), where, place,
+        docs.append(SpanDoc(rec["text"], _code_points(rec["text"], _min_spans(rec.get(key, []) if key else [], where)),
+                            where, place,
                             meta={"id": rec.get("id")}))
     if latest_min:
         keep = {idx for _, idx, _ in latest_min.values()}
