@@ -153,15 +153,19 @@ def plot(results: dict, path: Path) -> None:
     for stage in STAGES:
         sizes = sorted(int(s) for s, v in results["tokclf"].items() if stage in v)  # a stopped run: what finished
         rows = [results["tokclf"][str(s)][stage] for s in sizes]
-        ax_t.plot(sizes, [r["seconds"] for r in rows], marker="o", label=stage)
+        wall, = ax_t.plot(sizes, [r["seconds"] for r in rows], marker="o", label=f"{stage} wall")
+        ax_t.plot(sizes, [r["cpu_s"] for r in rows], marker="x", linestyle="--", color=wall.get_color(),
+                  label=f"{stage} CPU")
         line, = ax_m.plot(sizes, [r["peak_rss_mb"] for r in rows], marker="o", label=f"{stage} peak RSS")
         ax_m.plot(sizes, [r["peak_anon_mb"] for r in rows], marker="x", linestyle="--", color=line.get_color(),
                   label=f"{stage} anonymous")
     for name, base in results.get("baseline", {}).items():
         ax_m.scatter([int(name)] * len(base), [b["peak_rss_mb"] for b in base.values()], marker="s", color="grey",
                      label="baseline (before), each stage")
-    for ax, label in ((ax_t, "wall time (s)"), (ax_m, "memory (MB)")):
+    for ax, label in ((ax_t, "seconds"), (ax_m, "memory (MB)")):
         ax.set_xscale("log")
+        if ax is ax_t:
+            ax.set_yscale("log")
         ax.set_xlabel("sentences")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
