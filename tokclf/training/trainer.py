@@ -81,6 +81,23 @@ class CheckpointSchedule(TrainerCallback):
         self.last = time.monotonic()
 
 
+class RecordTrackerRun(TrainerCallback):
+    """Write the MLflow run id into the run folder once the tracker has started it (the tracker
+    callbacks run before this one), so a resumed run continues it (tokclf.training.trackers)."""
+
+    def __init__(self, run_folder: Any) -> None:
+        self.run_folder = run_folder
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        import mlflow
+
+        from tokclf.training.checkpoints import update_run_file
+
+        run = mlflow.active_run()
+        if run is not None and args.should_save:
+            update_run_file(self.run_folder, mlflow_run_id=run.info.run_id)
+
+
 class TokclfTrainer(Trainer):
     """See the module docstring.
 
