@@ -162,6 +162,15 @@ class TokclfTrainer(Trainer):
         self._partial_root = str(partial_root)
         try:
             super()._save_checkpoint(model, trial)
+        except OSError as exc:  # disk full, folder made read-only, quota
+            from tokclf.core.errors import TokclfError
+
+            shutil.rmtree(partial_root, ignore_errors=True)
+            raise TokclfError(
+                f"writing the checkpoint at step {self.state.global_step} failed: {exc.strerror or exc} "
+                f"({getattr(exc, 'filename', None) or partial_root}); the earlier checkpoints are intact",
+                where=str(run_dir), fix="free disk space (or make the folder writable) and run the same command "
+                "again to resume from the last complete checkpoint.") from None
         finally:
             self._partial_root = None
         # The Trainer looked for the best checkpoint under the partial folder: name the real one
