@@ -69,7 +69,7 @@ def tokenize_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
 
 @task(name="ingest", cache_key_fn=ingest_cache_key, persist_result=True, retries=0)
 def ingest_task(params: TokenClassificationParams, raw_dir: str, out_dir: str,
-                source_name: str | None = None) -> dict[str, Any]:
+                source_name: str | list[str] | None = None) -> dict[str, Any]:
     """Source -> raw copy + normalised dataset (tokclf.pipeline.stages.ingest)."""
     return stages.ingest(params, raw_dir=raw_dir, out_dir=out_dir, source_name=source_name)
 

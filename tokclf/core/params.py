@@ -54,7 +54,9 @@ class TokenClassificationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     # --- required / data -------------------------------------------------------------------------
-    data_path: str = Field(description="Training data: a file, a folder, a saved HF dataset or a Hub dataset id.")
+    data_path: str | list[str] = Field(
+        description="Training data: a file, a folder, a saved HF dataset or a Hub dataset id; several sources: "
+        "repeat --data-path (or a YAML list), their sentences are concatenated split by split.")
     model: str = Field(default="bert-base-uncased", description="Model name (Hub id) or local path.")
     project_name: str = Field(description="Output directory for the trained model.")
     tokens_column: str = "tokens"
@@ -72,6 +74,22 @@ class TokenClassificationParams(BaseModel):
     conll_tag_column: int = Field(default=-1, description="CoNLL column files: 0-based tag column (-1 = last).")
     conllu_tag: Literal["upos", "xpos"] = Field(default="upos", description="CoNLL-U: which column is the tag.")
     repair_bio: bool = Field(default=False, description="Rewrite stray I-X tags to IOB2 (B-X) instead of only reporting them.")
+    # tokclf: span annotation formats (Label Studio, doccano, Prodigy, brat, spaCy; tokclf/data/formats)
+    data_format: Literal["auto", "tags", "labelstudio", "doccano", "prodigy", "brat", "spacy"] = Field(
+        default="auto",
+        description="How to read data_path: auto (from the file's content), tags (tokens/tags data), or a span "
+        "annotation export.")
+    span_alignment: Literal["expand", "contract", "strict"] = Field(
+        default="expand",
+        description="A span edge inside a word: expand (grow to whole words, warn), contract (shrink to the "
+        "words wholly inside, warn) or strict (error).")
+    overlapping: Literal["error", "longest", "first"] = Field(
+        default="error",
+        description="Overlapping or nested spans: error, or keep the longest / the first (by start).")
+    label_map: str | dict[str, str] | None = Field(
+        default=None,
+        description="Rename or merge labels (spans and tags): 'Modifier=Disease,SpecificDisease=Disease' or a "
+        "YAML/JSON file of old: new.")
     validation_split_ratio: float | None = Field(
         default=None, gt=0, lt=1,
         description="Carve this share of train into a validation split when the data has none (seeded).",
@@ -92,11 +110,22 @@ class TokenClassificationParams(BaseModel):
 
     # tokclf: tokenization additions
     stride: int = Field(default=DEFAULT_STRIDE, ge=0, description="Overlap in subword tokens between windows of long sentences.")
-    subword_labels: Literal["all", "first"] = Field(
-        default="all",
-        description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; the "
-        "default: better test F1 on CoNLL-2003 and whole-word entities from transformers' pipeline); "
-        "'first': label the first subword of each word (-100 on the rest).",
+    # tokclf: subword_labels "auto" (issue 13): decided from the training data (docs/accuracy.md).
+    subword_labels: Literal["auto", "all", "first"] = Field(
+        default="auto",
+        description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; whole-word "
+        "entities from transformers' pipeline); 'first': label the first subword of each word (-100 on the "
+        "rest); 'auto' (default): 'first' when more than 15% of the training words split into several pieces "
+        "(noisy or technical text, where 'all' cost recall), else 'all' (tokclf/text/alignment.py).",
+    )
+
+    # tokclf: decoding (issue 13; tokclf/inference/decoding.py). Recorded in training_params.json,
+    # so predict/serve/evaluate/ONNX of the model folder decode the same way.
+    decoding: Literal["viterbi", "argmax"] = Field(
+        default="viterbi",
+        description="How word labels are chosen from the model's probabilities, in evaluation and prediction: "
+        "'viterbi': the most probable sequence the tagging scheme (IOB2, IOBES, BILOU) allows, so no I-X "
+        "after O (POS-style labels: same as argmax); 'argmax': each word's most probable label.",
     )
 
     # --- performance -----------------------------------------------------------------------------
@@ -163,6 +192,16 @@ class TokenClassificationParams(BaseModel):
         # YAML and CLI users write "none"/"no"; the spec's None means full precision.
         if isinstance(v, str) and v.strip().lower() in {"none", "no", "null", "fp32", ""}:
             return None
+        return v
+
+    @field_validator("data_path")
+    @classmethod
+    def _data_paths(cls, v: Any) -> Any:
+        # One source given as a list (a repeated flag used once) is the plain string.
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list: give at least one data source")
+            return v[0] if len(v) == 1 else v
         return v
 
     @field_validator("label_names", mode="before")

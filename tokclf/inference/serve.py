@@ -349,6 +349,7 @@ def serve(
     mixed_precision: str | None = "auto",
     token_budget: int | None = None,
     log_level: str = "info",
+    decoding: str | None = None,
 ) -> None:
     """Load the model, then serve it until interrupted (Ctrl-C) or stopped (SIGTERM: in-flight
     requests finish, then the process exits 0)."""
@@ -366,7 +367,8 @@ def serve(
     from tokclf.inference.forward import DEFAULT_TOKEN_BUDGET
     from tokclf.inference.predictor import Predictor
 
-    predictor = Predictor(model, mixed_precision=mixed_precision, token_budget=token_budget or DEFAULT_TOKEN_BUDGET)
+    predictor = Predictor(model, mixed_precision=mixed_precision, token_budget=token_budget or DEFAULT_TOKEN_BUDGET,
+                          decoding=decoding)
     predictor.predict(["warm up ."])
     app = create_app(predictor, settings)
     log.info("serving %s (%s, %s) on http://%s:%d", model, predictor.backend.name, predictor.backend.precision, host, port)
