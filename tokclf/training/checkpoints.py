@@ -267,7 +267,16 @@ def training_dir(target: Path, *, resume: str = "auto") -> Iterator[tuple[Path, 
             shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
             (folder / RUN_FILE).unlink(missing_ok=True)
             (folder / LOCK).unlink(missing_ok=True)
-            swap_into_place(folder, target)
+            # Two renames: a signal between them would leave no folder at `target`. Signals wait
+            # until both are done (the run then counts as finished).
+            import signal
+
+            blocked = {signal.SIGTERM, signal.SIGINT}
+            signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+            try:
+                swap_into_place(folder, target)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
     finally:
         if lock is not None:
             lock.close()
