@@ -165,7 +165,7 @@ def run_tokclf(folder: Path, arm: str, args: argparse.Namespace, seed: int, work
     start = time.perf_counter()
     trainer, metrics = fit(params, data=data, tokenizer=tokenizer, model_path=model_path,
                            train_features=features["train"], valid_features=features["validation"],
-                           valid_name="validation", checkpoints=work / "checkpoints", extra_callbacks=[EveryEpoch()])
+                           valid_name="validation", checkpoints=work / "checkpoints", callbacks=[EveryEpoch()])
     seconds = time.perf_counter() - start
     result: dict[str, Any] = {"epochs": epochs, "train_s": round(seconds, 1), "timing": timing,
                               "subword_labels": subword_strategy(params, data, tokenizer)["chosen"],

@@ -2,13 +2,16 @@
 
     training_flow    `token-classification`: ingest -> validate -> tokenize -> train -> evaluate -> publish
     retraining_flow  `token-classification-retrain`: retrain only when data or parameters changed
+    annotation_loop_flow  `token-classification-annotation-loop`: Label Studio export -> retrain when
+                     the annotations changed -> pre-annotations for the tasks without any
 
-Run from the repository root: `python -m flows run`, `python -m flows retrain`, `python -m flows serve`.
+Run from the repository root: `python -m flows run`, `python -m flows retrain`, `python -m flows annotate`,
+`python -m flows serve`.
 """
 
 from __future__ import annotations
 
-__all__ = ["training_flow", "retraining_flow"]
+__all__ = ["training_flow", "retraining_flow", "annotation_loop_flow"]
 
 
 def __getattr__(name: str):
@@ -21,4 +24,8 @@ def __getattr__(name: str):
         from flows.retraining import retraining_flow
 
         return retraining_flow
+    if name == "annotation_loop_flow":
+        from flows.annotation import annotation_loop_flow
+
+        return annotation_loop_flow
     raise AttributeError(name)

@@ -2,9 +2,10 @@
 
     python -m flows run [--config params.yaml] [--workdir .] [--record-with-dvc [--dvc-push]]
     python -m flows retrain [--config params.yaml] [--workdir .] [--force] [--no-record-with-dvc] [--dvc-push]
+    python -m flows annotate --labelstudio-url URL --project-id N [--config params.yaml] [--workdir .] [--force]
     python -m flows serve [--workdir .] [--deployments prefect.yaml] [--only NAME ...]
 
-`run` and `retrain` execute one flow run in this process (against PREFECT_API_URL, or Prefect's
+`run`, `retrain` and `annotate` execute one flow run in this process (against PREFECT_API_URL, or Prefect's
 temporary local server when none is set); `serve` registers the deployments of prefect.yaml on
 the server and runs what is triggered or scheduled until Ctrl-C / SIGTERM.
 """
@@ -38,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     rt.add_argument("--force", action="store_true")
     rt.add_argument("--record-with-dvc", action=argparse.BooleanOptionalAction, default=True)
     rt.add_argument("--dvc-push", action="store_true")
+    an = sub.add_parser("annotate", help="one annotation-loop run: Label Studio export -> retrain if changed -> "
+                                         "pre-annotations (token: $LABEL_STUDIO_API_KEY)")
+    an.add_argument("--labelstudio-url", required=True, help="e.g. http://localhost:8080")
+    an.add_argument("--project-id", required=True, type=int)
+    an.add_argument("--config", default="params.yaml")
+    an.add_argument("--workdir", default=".")
+    an.add_argument("--token-env", default="LABEL_STUDIO_API_KEY",
+                    help="environment variable holding the Label Studio token (default LABEL_STUDIO_API_KEY)")
+    an.add_argument("--token-secret", default=None, help="or: a Prefect Secret block holding it")
+    an.add_argument("--force", action="store_true")
     sv = sub.add_parser("serve", help="serve the deployments of prefect.yaml")
     sv.add_argument("--workdir", default=".")
     sv.add_argument("--deployments", default="prefect.yaml", help="deployment file (default: prefect.yaml)")
@@ -58,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 
             result = training_flow(config=args.config, workdir=args.workdir, record_with_dvc=args.record_with_dvc,
                                    dvc_push=args.dvc_push)
+        elif args.command == "annotate":
+            from flows.annotation import annotation_loop_flow
+
+            result = annotation_loop_flow(labelstudio_url=args.labelstudio_url, project_id=args.project_id,
+                                          config=args.config, workdir=args.workdir, labelstudio_token_env=args.token_env,
+                                          labelstudio_token_secret=args.token_secret, force=args.force)
         else:
             from flows.retraining import retraining_flow
 

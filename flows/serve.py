@@ -65,7 +65,9 @@ def build_deployments(config: str | Path = "prefect.yaml", *, workdir: str | Pat
             parameters["workdir"] = str(wd if wd.is_absolute() else (Path(root) / wd).resolve())
         schedules = []
         for spec in entry.get("schedules") or []:
-            cron = os.environ.get(CRON_ENV) or spec.get("cron")
+            # The override is the scheduled retrain's (not every deployment's: the annotation loop has its own).
+            retrain = entry["entrypoint"].endswith(":retraining_flow")
+            cron = (os.environ.get(CRON_ENV) if retrain else None) or spec.get("cron")
             if cron:
                 schedules.append(Cron(cron, timezone=spec.get("timezone") or "UTC", active=spec.get("active", True)))
         out.append(flow.to_deployment(

@@ -66,7 +66,7 @@ def run_cached(task: Any, key: str | None, folders: list[Path], storage: Path, *
 
 
 def prepare_data(run_params: TokenClassificationParams, paths: PipelinePaths, storage: Path,
-                 source_name: str | None = None) -> dict[str, Any]:
+                 source_name: str | list[str] | None = None) -> dict[str, Any]:
     """ingest and validate (both cached on content); shared by the training and retraining flows.
     source_name: data_path as params.yaml writes it (messages and outputs then match `dvc repro`'s)."""
     states: dict[str, str] = {}

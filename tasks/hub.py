@@ -8,26 +8,30 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from tokclf.core.errors import TokclfError
 from tokclf.core.params import TokenClassificationParams
 from tokclf.publishing.hub import HubAuthError, is_retryable
 
 
-def load_secret(block_name: str) -> str:
-    """The value of a Prefect Secret block (needs a reachable Prefect API). Never logged."""
+def load_secret(block_name: str, *, where: str = "hub_token_secret", error: type[TokclfError] = HubAuthError,
+                otherwise: str = "set HF_TOKEN for the worker") -> str:
+    """The value of a Prefect Secret block (needs a reachable Prefect API). Never logged.
+    where / error / otherwise: the parameter that named the block, the error to raise, and the
+    alternative the message offers (the Label Studio token reuses this with its own)."""
     from prefect.blocks.system import Secret
 
     try:
         value = Secret.load(block_name).get()
     except Exception as exc:  # noqa: BLE001 - Prefect raises several kinds (missing block, no API)
-        raise HubAuthError(
+        raise error(
             f"cannot read the Prefect Secret block {block_name!r}: {type(exc).__name__}",
-            where="hub_token_secret",
-            fix="create it (`prefect block create secret` or Secret(value=...).save(name)) and check the Prefect API "
-                "is reachable, or set HF_TOKEN for the worker.",
+            where=where,
+            fix=f"create it (`prefect block create secret` or Secret(value=...).save(name)) and check the Prefect API "
+                f"is reachable, or {otherwise}.",
         ) from None
     if not isinstance(value, str) or not value.strip():
-        raise HubAuthError(f"the Prefect Secret block {block_name!r} is empty", where="hub_token_secret",
-                           fix="store the Hub token (a string) in it.")
+        raise error(f"the Prefect Secret block {block_name!r} is empty", where=where,
+                    fix="store the token (a string) in it.")
     return value.strip()
 
 

@@ -118,3 +118,22 @@ def write_params(root: Path, tiny_model_dir: Path, data: Path, **train) -> Path:
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+# --- a real Label Studio server (issue 15's annotation loop) ----------------------------------------
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory: pytest.TempPathFactory):
+    """A running Label Studio (tests/labelstudio_server.py): `.url`, `.token` (a legacy API token).
+    Skips when scripts/setup_labelstudio.sh has not installed it (scripts/setup.sh does)."""
+    import labelstudio_server as ls  # tests/ is on sys.path
+
+    exe = ls.executable()
+    if exe is None:
+        pytest.skip(f"Label Studio is not installed at {ls.venv_dir()} (run `bash scripts/setup_labelstudio.sh`)")
+    root = tmp_path_factory.mktemp("labelstudio")
+    (root / "data").mkdir()
+    server = ls.start(exe, root / "data", root / "server.log")
+    try:
+        yield server
+    finally:
+        ls.stop(server)

@@ -13,6 +13,9 @@ from typing import Any
 from tokclf.core.errors import TokclfError
 
 PRECISION_CHOICES = ["auto", "none", "fp32", "bf16", "fp16"]
+# Pre-annotation outputs (tokclf.inference.annotations.ANNOTATION_FORMATS; spelled here so --help
+# needs no import of the inference room).
+ANNOTATION_FORMATS = ("labelstudio", "doccano", "prodigy", "brat", "spacy")
 DECODING_HELP = "viterbi: BIO-valid label sequences; argmax: each word's best label (default: the training run's)"
 
 
@@ -59,7 +62,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.model, mixed_precision=_precision(args.mixed_precision), token_budget=args.batch_tokens,
         batch_size=args.batch_size, max_seq_length=args.max_seq_length, stride=args.stride, decoding=args.decoding,
     )
+    from tokclf.core.phases import mark
+
+    mark("model_load")
     fmt = output_format_for(args.output, args.output_format, count=len(items), tty=sys.stdout.isatty())
+    if fmt in ANNOTATION_FORMATS:
+        return _predict_annotations(args, predictor, items, fmt)
     show = args.progress if args.progress is not None else (from_file and sys.stderr.isatty())
     has_gold = any(getattr(i, "gold", None) is not None for i in items)
     if args.metrics and not has_gold:
@@ -76,8 +84,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 write_json(args.metrics, metrics)
     else:
         write_records(predictor.iter_predict(items, progress=show), args.output, fmt)
+    mark("predict")
     if args.output and args.output != "-":
         print(f"wrote {len(items)} record(s) to {args.output} ({fmt})", file=sys.stderr)
+    return 0
+
+
+def _predict_annotations(args: argparse.Namespace, predictor: Any, items: Any, fmt: str) -> int:
+    """Predictions as pre-annotations for an annotation tool (tokclf.inference.annotations)."""
+    from pathlib import Path
+
+    from tokclf.inference.annotations import from_prediction, to_labelstudio_tasks, write_annotations
+
+    if not predictor.is_bio:
+        raise TokclfError(f"--output-format {fmt} writes entity spans, but this model's labels are not BIO tags "
+                          f"({', '.join(predictor.label_names[:5])}, ...)", fix="use --output-format jsonl or conll.")
+    version = args.model_version or Path(str(args.model)).expanduser().resolve().name
+    show = args.progress if args.progress is not None else (args.input is not None and sys.stderr.isatty())
+    records = [from_prediction(r) for r in predictor.iter_predict(items, progress=show)]
+    if not args.output or args.output == "-":
+        if fmt in ("brat", "spacy"):
+            raise TokclfError(f"--output-format {fmt} writes {'a folder' if fmt == 'brat' else 'a binary file'}",
+                              fix=f"give it with -o {'FOLDER' if fmt == 'brat' else 'FILE.spacy'}.")
+        from tokclf.inference.annotations import doccano_line, prodigy_line
+
+        if fmt == "labelstudio":
+            print(json.dumps(to_labelstudio_tasks(records, model_version=version), ensure_ascii=False, indent=1))
+        else:
+            for rec in records:
+                line = doccano_line(rec) if fmt == "doccano" else prodigy_line(rec, answer=None)
+                print(json.dumps(line, ensure_ascii=False))
+        return 0
+    count = write_annotations(records, args.output, fmt, predictions=True, model_version=version)
+    print(f"wrote {count} record(s) to {args.output} ({fmt} pre-annotations, model_version {version})", file=sys.stderr)
     return 0
 
 
@@ -116,11 +155,15 @@ def register(sub: Any) -> None:
     p.add_argument("--model", required=True, help="a `tokclf train` folder, a `tokclf export` folder or a .onnx file")
     p.add_argument("-i", "--input", help="file to tag ('-' = stdin): .txt (one text per line, or CoNLL), .conll, "
                    ".conllu, .jsonl, .csv/.json/.parquet, a data folder or a Hub dataset id")
-    p.add_argument("--input-format", default="auto", choices=["auto", "text", "conll", "conllu", "jsonl", "data"])
+    p.add_argument("--input-format", default="auto", choices=["auto", "text", "conll", "conllu", "jsonl", "data",
+                                                                *ANNOTATION_FORMATS],
+                   help="auto: by name and content (span exports: Label Studio, doccano, Prodigy, brat, spaCy)")
     p.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
-    p.add_argument("--output-format", default="auto", choices=["auto", "jsonl", "conll", "table"],
-                   help="auto: by --output's extension (.conll/.tsv/.txt -> conll, else jsonl); "
-                   "on a terminal a table for up to 20 texts")
+    p.add_argument("--output-format", default="auto", choices=["auto", "jsonl", "conll", "table", *ANNOTATION_FORMATS],
+                   help="auto: by --output's extension (.conll/.tsv/.txt -> conll, .spacy -> spacy, else jsonl); "
+                   "on a terminal a table for up to 20 texts; labelstudio/doccano/prodigy/brat/spacy: "
+                   "pre-annotations for that tool (Label Studio: tasks with predictions[])")
+    p.add_argument("--model-version", help="Label Studio predictions' model_version (default: the model folder's name)")
     p.add_argument("--metrics", help="with gold tags in the input: write the scores (as `tokclf evaluate`) to this JSON file")
     p.add_argument("--text-column", default="text", help="JSONL field with raw text (default: text)")
     p.add_argument("--tokens-column", default="tokens", help="JSONL/data field with pre-split words (default: tokens)")

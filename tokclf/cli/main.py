@@ -23,11 +23,12 @@ DATA_KEYS = (
     "data_path", "tokens_column", "tags_column", "train_split", "valid_split", "test_split", "max_samples",
     "label_names", "conll_token_column", "conll_tag_column", "conllu_tag", "validation_split_ratio", "seed",
     "repair_bio", "max_seq_length", "model",
+    "data_format", "span_alignment", "overlapping", "label_map",
 )
 
 
 # Modules adding subcommands (predict/export/serve, pipeline stages, publish).
-EXTENSIONS = ("tokclf.cli.inference", "tokclf.cli.pipeline", "tokclf.cli.publish")
+EXTENSIONS = ("tokclf.cli.inference", "tokclf.cli.pipeline", "tokclf.cli.publish", "tokclf.cli.convert")
 
 
 def _flag(name: str) -> str:
@@ -64,6 +65,9 @@ def add_param_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | Non
             if optional:
                 choices.append("none")
             group.add_argument(_flag(name), choices=choices, **kwargs)
+            continue
+        if name == "data_path":  # repeatable: several sources (tokclf.data.sources)
+            group.add_argument(_flag(name), action="append", **kwargs)
             continue
         if inner in (int, float):
             group.add_argument(_flag(name), type=inner, **kwargs)
@@ -107,6 +111,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if m:
             summary[split] = {k: round(m[k], 4) for k in ("precision", "recall", "f1", "accuracy")}
     print(json.dumps(summary, indent=2))
+    from tokclf.core.phases import mark
+
+    mark("done")
     return 0
 
 
@@ -144,7 +151,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tokclf.evaluation.scoring import evaluate
 
     extra: dict[str, Any] = {}
-    for key in ("conll_token_column", "conll_tag_column", "conllu_tag"):
+    for key in ("conll_token_column", "conll_tag_column", "conllu_tag", "data_format", "span_alignment",
+                "overlapping", "label_map"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
     metrics = evaluate(
@@ -155,6 +163,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     keep = {k: metrics[k] for k in ("split", "precision", "recall", "f1", "accuracy", "scheme", "decoding") if k in metrics}
     keep["per_type"] = metrics.get("per_type")
+    if "per_source" in metrics:
+        keep["per_source"] = metrics["per_source"]
     print(json.dumps(keep, indent=2))
     return 0
 
@@ -190,13 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_eval = sub.add_parser("evaluate", help="score a trained model on a split (word-level seqeval)")
     p_eval.add_argument("--model", required=True, help="folder written by `tokclf train` (or a Hub id)")
-    p_eval.add_argument("--data-path", required=True)
+    p_eval.add_argument("--data-path", required=True, action="append",
+                        help="data to score (repeat for several sources: scores are also given per source)")
     p_eval.add_argument("--split", default="test")
     p_eval.add_argument("--tokens-column", default="tokens")
     p_eval.add_argument("--tags-column", default="tags")
     p_eval.add_argument("--conll-token-column", type=int)
     p_eval.add_argument("--conll-tag-column", type=int)
     p_eval.add_argument("--conllu-tag", choices=["upos", "xpos"])
+    p_eval.add_argument("--data-format", choices=["auto", "tags", "labelstudio", "doccano", "prodigy", "brat", "spacy"])
+    p_eval.add_argument("--label-map", help="rename/merge types, as in training (A=B,C=B or a YAML/JSON file)")
+    p_eval.add_argument("--span-alignment", choices=["expand", "contract", "strict"])
+    p_eval.add_argument("--overlapping", choices=["error", "longest", "first"])
     p_eval.add_argument("--max-samples", type=int)
     p_eval.add_argument("--batch-size", type=int, default=64)
     p_eval.add_argument("--mixed-precision", choices=["none", "bf16", "fp16"])
@@ -219,19 +234,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (predict, export, evaluate, ...): unwinds like Ctrl-C, so every
+    atomic write and staging folder on the way out is removed, then exits 143."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tokclf.core.phases import mark
+
+    mark("cli")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     _setup_logging(args.verbose)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # Training and serving install their own handlers for their duration (tokclf.training.signals,
+        # tokclf.inference.serve); this one covers everything else.
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.func(args))
     except TokclfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{getattr(exc, 'prefix', 'error: ')}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
 

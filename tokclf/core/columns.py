@@ -9,3 +9,6 @@ TAGS = "tags"
 LINE = "line"
 # 0-based document index inside the split (CoNLL -DOCSTART- boundaries); 0 when the format has none.
 DOCUMENT = "document"
+# The data source a sentence came from (data_path as given), when data_path lists several sources;
+# absent for a single source.
+SOURCE = "source"

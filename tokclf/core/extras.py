@@ -15,6 +15,7 @@ EXTRAS = {
     "matplotlib": "plots",
     "prefect": "pipeline", "dvc": "pipeline",
     "mlflow": "mlflow", "wandb": "wandb",
+    "spacy": "spacy",
 }
 
 

@@ -38,6 +38,12 @@ DEFAULT_MAX_SEQ_LENGTH = 128
 DEFAULT_STRIDE = 32
 # The split a validation_split_ratio carves from train (tokclf.data.ingest names it so).
 CARVED_VALIDATION_SPLIT = "validation"
+# Keys that do not change the trained model: left out of its parameter hash (tokclf.pipeline.keys)
+# and of what a resumed run must match (tokclf.training.checkpoints).
+NOT_TRAINING_KEYS = frozenset({
+    "project_name", "push_to_hub", "username", "token", "log", "hub_private", "publish_tolerance",
+    "force_publish", "resume", "checkpoint_minutes",
+})
 # Keys never written to disk or logs (see `public_dict`).
 SECRET_KEYS = frozenset({"token"})
 
@@ -48,7 +54,9 @@ class TokenClassificationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     # --- required / data -------------------------------------------------------------------------
-    data_path: str = Field(description="Training data: a file, a folder, a saved HF dataset or a Hub dataset id.")
+    data_path: str | list[str] = Field(
+        description="Training data: a file, a folder, a saved HF dataset or a Hub dataset id; several sources: "
+        "repeat --data-path (or a YAML list), their sentences are concatenated split by split.")
     model: str = Field(default="bert-base-uncased", description="Model name (Hub id) or local path.")
     project_name: str = Field(description="Output directory for the trained model.")
     tokens_column: str = "tokens"
@@ -66,6 +74,22 @@ class TokenClassificationParams(BaseModel):
     conll_tag_column: int = Field(default=-1, description="CoNLL column files: 0-based tag column (-1 = last).")
     conllu_tag: Literal["upos", "xpos"] = Field(default="upos", description="CoNLL-U: which column is the tag.")
     repair_bio: bool = Field(default=False, description="Rewrite stray I-X tags to IOB2 (B-X) instead of only reporting them.")
+    # tokclf: span annotation formats (Label Studio, doccano, Prodigy, brat, spaCy; tokclf/data/formats)
+    data_format: Literal["auto", "tags", "labelstudio", "doccano", "prodigy", "brat", "spacy"] = Field(
+        default="auto",
+        description="How to read data_path: auto (from the file's content), tags (tokens/tags data), or a span "
+        "annotation export.")
+    span_alignment: Literal["expand", "contract", "strict"] = Field(
+        default="expand",
+        description="A span edge inside a word: expand (grow to whole words, warn), contract (shrink to the "
+        "words wholly inside, warn) or strict (error).")
+    overlapping: Literal["error", "longest", "first"] = Field(
+        default="error",
+        description="Overlapping or nested spans: error, or keep the longest / the first (by start).")
+    label_map: str | dict[str, str] | None = Field(
+        default=None,
+        description="Rename or merge labels (spans and tags): 'Modifier=Disease,SpecificDisease=Disease' or a "
+        "YAML/JSON file of old: new.")
     validation_split_ratio: float | None = Field(
         default=None, gt=0, lt=1,
         description="Carve this share of train into a validation split when the data has none (seeded).",
@@ -149,12 +173,35 @@ class TokenClassificationParams(BaseModel):
     # --- logging -----------------------------------------------------------------------------------
     log: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
 
+    # tokclf: resuming interrupted runs (tokclf/training/checkpoints.py, docs/reliability.md)
+    resume: str = Field(
+        default="auto",
+        description="'auto': a rerun with the same project_name continues from the newest complete "
+        "checkpoint of the interrupted run; 'never': start fresh (the old checkpoints are removed); "
+        "or the path of a checkpoint folder to continue from.",
+    )
+    checkpoint_minutes: float = Field(
+        default=15.0, gt=0,
+        description="Besides each epoch end, write a resumable checkpoint at least this often "
+        "(minutes of training; ~0.3%% of training time at the default, bench/checkpoint_cost.py).",
+    )
+
     @field_validator("mixed_precision", mode="before")
     @classmethod
     def _none_string(cls, v: Any) -> Any:
         # YAML and CLI users write "none"/"no"; the spec's None means full precision.
         if isinstance(v, str) and v.strip().lower() in {"none", "no", "null", "fp32", ""}:
             return None
+        return v
+
+    @field_validator("data_path")
+    @classmethod
+    def _data_paths(cls, v: Any) -> Any:
+        # One source given as a list (a repeated flag used once) is the plain string.
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list: give at least one data source")
+            return v[0] if len(v) == 1 else v
         return v
 
     @field_validator("label_names", mode="before")

@@ -28,6 +28,8 @@ class LabelledData:
     units: dict[str, str]
     label_origin: str = "none"
     notes: list[str] = field(default_factory=list)
+    # Span sources: split -> alignment counts and issues (tokclf.data.spans.SpanStats.to_dict).
+    annotations: dict[str, Any] = field(default_factory=dict)
 
     def where(self, split: str, line: int) -> str:
         return f"{self.sources.get(split, split)}, {self.units.get(split, 'row')} {line}"
@@ -36,9 +38,14 @@ class LabelledData:
     def num_labels(self) -> int:
         if self.label_names is not None:
             return len(self.label_names)
+        import pyarrow.compute as pc
+
+        from tokclf.core.arrowio import dataset_tables
+
         top = -1
         for ds in self.splits.values():
-            for tags in ds[TAGS]:
-                if tags:
-                    top = max(top, max(tags))
+            for table in dataset_tables(ds.select_columns([TAGS])):  # batch by batch, in Arrow
+                value = pc.max(pc.list_flatten(table.column(TAGS))).as_py()
+                if value is not None:
+                    top = max(top, value)
         return top + 1

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokclf.core.columns import TAGS
+from tokclf.core.columns import SOURCE, TAGS
 from tokclf.inference.decoding import LEGACY_DECODING
 from tokclf.inference.forward import DEFAULT_MAX_BATCH, DEFAULT_TOKEN_BUDGET
 
@@ -60,20 +60,56 @@ def predict_words(
     return [ids.tolist() for ids, _ in decode_sentences(chosen.split(probs), label_names, decoding)]
 
 
+# Sentences per chunk when a split is scored: the forward pass's inputs and word probabilities
+# and the predicted labels are held for one chunk at a time, never for the whole split.
+SCORE_CHUNK = 8192
+
+
 def score_sentences(
     model: Any,
     tokenizer: Any,
     sentences: Any,
     label_names: list[str] | None,
+    *,
+    features: Any = None,
+    chunk_sentences: int = SCORE_CHUNK,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """`compute_metrics` of `predict_words` against the split's gold tags."""
-    from tokclf.evaluation.metrics import compute_metrics
+    """`compute_metrics` of `predict_words` against the split's gold tags, streamed: the split is
+    predicted `chunk_sentences` at a time and each chunk's words go into the metric's counts
+    (`tokclf.evaluation.metrics.WordScores`), so evaluating a large split during training holds
+    one chunk's probabilities, never all of them."""
+    import numpy as np
 
-    pred = predict_words(model, tokenizer, sentences, label_names=label_names, **kwargs)
-    metrics = compute_metrics(sentences[TAGS], pred, label_names)
+    from tokclf.evaluation.metrics import WordScores
+
+    scores = WordScores(label_names)
+    n = len(sentences)
+    gold = sentences.select_columns([TAGS]).with_format("arrow")
+    if features is not None:
+        examples = features.select_columns(["example"]).with_format("arrow")[:].column("example").to_numpy()
+        bounds = np.searchsorted(examples, np.arange(0, n + chunk_sentences, chunk_sentences).clip(max=n))
+    for c, lo in enumerate(range(0, n, chunk_sentences)):
+        hi = min(n, lo + chunk_sentences)
+        part = sentences if (lo, hi) == (0, n) else sentences.select(range(lo, hi))
+        part_features = None if features is None else _rebased(features, int(bounds[c]), int(bounds[c + 1]), lo)
+        pred = predict_words(model, tokenizer, part, features=part_features, label_names=label_names, **kwargs)
+        scores.add(gold[lo:hi].column(TAGS).to_pylist(), pred)
+    metrics = scores.result()
     metrics["decoding"] = kwargs.get("decoding", LEGACY_DECODING)
     return metrics
+
+
+def _rebased(features: Any, start: int, end: int, first_example: int) -> Any:
+    """Feature rows [start, end) as a Dataset whose `example` counts from that chunk's first sentence."""
+    import pyarrow.compute as pc
+    from datasets import Dataset
+
+    if (start, end) == (0, len(features)) and first_example == 0:
+        return features
+    table = features.with_format("arrow")[start:end]
+    column = table.schema.get_field_index("example")
+    return Dataset(table.set_column(column, "example", pc.subtract(table.column("example"), first_example)))
 
 
 def flat_scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -109,7 +145,7 @@ def score_records(records: Sequence[Any], label_names: Sequence[str]) -> dict[st
 
 def evaluate(
     model_dir: str | Path,
-    data_path: str,
+    data_path: str | list[str],
     *,
     split: str = "test",
     tokens_column: str = "tokens",
@@ -149,6 +185,14 @@ def evaluate(
                          decoding=decoding_setting(saved, decoding))
     metrics = compute_metrics(sentences[TAGS], pred, label_names)
     metrics["decoding"] = decoding_setting(saved, decoding)
+    if SOURCE in sentences.column_names:
+        # Several sources (tokclf.data.sources): the same scores for each source's sentences.
+        row_sources, gold = sentences[SOURCE][:], sentences[TAGS][:]
+        metrics["per_source"] = {}
+        for src in dict.fromkeys(row_sources):
+            rows = [i for i, s in enumerate(row_sources) if s == src]
+            scores = compute_metrics([gold[i] for i in rows], [pred[i] for i in rows], label_names)
+            metrics["per_source"][src] = {k: scores[k] for k in ("precision", "recall", "f1", "accuracy") if k in scores}
     metrics["split"] = split
     metrics["source"] = data.sources.get(split, split)
     if output is not None:

@@ -87,7 +87,8 @@ def _from_dataset(ds: Any, names: list[str] | None, tokens_column: str = "tokens
     return out
 
 
-INPUT_FORMATS = ("auto", "text", "conll", "conllu", "jsonl", "data")
+SPAN_INPUT_FORMATS = ("labelstudio", "doccano", "prodigy", "brat", "spacy")
+INPUT_FORMATS = ("auto", "text", "conll", "conllu", "jsonl", "data", *SPAN_INPUT_FORMATS)
 
 
 
@@ -99,7 +100,11 @@ def detect_format(path: Path) -> str:
     """Input format from the name, and for .txt from the contents: a .txt file is CoNLL when it
     starts with -DOCSTART- or its lines are columns ending in a tag (O, B-X, I-X...); otherwise it
     holds one raw text per line."""
+    from tokclf.data import formats
+
     suffix = path.suffix.lower()
+    if path.exists() and (span := formats.detect_format(path)) != "tags":
+        return span
     if path.is_dir():
         return "data"
     if suffix in (".jsonl", ".ndjson"):
@@ -157,6 +162,9 @@ def read_inputs(
       conll  one word per line (first column), blank line between sentences; with two or more
              columns the tag column (last by default) is kept as gold;
       conllu CoNLL-U, the UPOS (or XPOS) column kept as gold;
+      labelstudio, doccano, prodigy, brat, spacy
+             span annotation exports (auto-detected by content): each record's raw text,
+             annotated or not; ids and Label Studio task data are kept for the writers;
       data   anything `tokclf.data.ingest.load_labelled_data` reads (CSV, JSON, Parquet, a
              save_to_disk folder, a folder of split files, a Hub id): the words of `split`,
              tags kept as gold.
@@ -174,7 +182,9 @@ def read_inputs(
     fmt = detect_format(path) if input_format == "auto" else input_format
     if fmt in ("text", "jsonl", "conll", "conllu") and not path.is_file():
         raise DataError(f"no such file: {path}", fix="check the path (relative to the current folder).")
-    if fmt == "text":
+    if fmt in SPAN_INPUT_FORMATS:
+        items = _read_span_texts(path, fmt)
+    elif fmt == "text":
         items = _read_text_lines(path)
     elif fmt == "jsonl":
         items = _read_jsonl(path, text_column=text_column, tokens_column=tokens_column, tags_column=tags_column)
@@ -193,6 +203,19 @@ def read_inputs(
                                   valid_split=None, test_split=None, max_samples=max_samples)
         items = _from_dataset(data.splits[split], data.label_names)
     return items[:max_samples] if max_samples is not None else items
+
+
+def _read_span_texts(path: Path, fmt: str) -> list[PredictionInput]:
+    """Every record's raw text (annotated or not), its id and task data kept for the writers, so
+    predictions on a Label Studio export go back to the same tasks (tokclf.inference.annotations)."""
+    from tokclf.data.formats import read_span_docs
+
+    out = []
+    for doc in read_span_docs(path, fmt, all_records=True):
+        meta = {k: v for k, v in doc.meta.items() if v is not None}
+        meta["line"] = doc.line
+        out.append(PredictionInput(text=doc.text, meta=meta))
+    return out
 
 
 def _read_text_lines(path: Path) -> list[PredictionInput]:

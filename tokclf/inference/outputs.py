@@ -21,6 +21,8 @@ def output_format_for(path: str | None, fmt: str, *, count: int, tty: bool) -> s
     if fmt != "auto":
         return fmt
     if path and path != "-":
+        if Path(path).suffix.lower() == ".spacy":
+            return "spacy"
         return "conll" if Path(path).suffix.lower() in CONLL_DATA_SUFFIXES else "jsonl"
     return "table" if tty and count <= 20 else "jsonl"
 

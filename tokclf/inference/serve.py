@@ -335,6 +335,11 @@ class ServerThread:
         self.sock.close()
 
 
+def _stopped(signum: int, frame: Any) -> None:
+    log.info("stopped by SIGTERM")
+    raise SystemExit(0)
+
+
 def serve(
     model: str,
     *,
@@ -346,8 +351,18 @@ def serve(
     log_level: str = "info",
     decoding: str | None = None,
 ) -> None:
-    """Load the model, then serve it until interrupted (Ctrl-C)."""
+    """Load the model, then serve it until interrupted (Ctrl-C) or stopped (SIGTERM: in-flight
+    requests finish, then the process exits 0)."""
+    import signal
+    import threading
+
     import uvicorn
+
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal under the handler
+        # that was there before it; with the default one the process died of the signal (-15)
+        # after a clean shutdown. This handler turns that into a normal exit.
+        signal.signal(signal.SIGTERM, _stopped)
 
     from tokclf.inference.forward import DEFAULT_TOKEN_BUDGET
     from tokclf.inference.predictor import Predictor

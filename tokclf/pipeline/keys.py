@@ -18,7 +18,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.core.fileio import write_json
-from tokclf.core.params import TokenClassificationParams
+from tokclf.core.params import NOT_TRAINING_KEYS, TokenClassificationParams
 from tokclf.pipeline.paths import STAMP
 
 KEY_VERSION = 1                     # bump when a stage's output format changes
@@ -28,6 +28,7 @@ KEY_VERSION = 1                     # bump when a stage's output format changes
 INGEST_KEYS = (  # data_path enters as the content hash of what it names, not as a string
     "tokens_column", "tags_column", "train_split", "valid_split", "test_split", "max_samples",
     "label_names", "conll_token_column", "conll_tag_column", "conllu_tag", "validation_split_ratio", "seed",
+    "data_format", "span_alignment", "overlapping", "label_map",  # span annotation formats
 )
 
 
@@ -38,11 +39,6 @@ VALIDATE_KEYS = ("train_split", "valid_split", "test_split", "validation_split_r
 TOKENIZE_KEYS = ("train_split", "max_seq_length", "stride", "subword_labels")
 
 
-# Keys that do not change the trained model (left out of its parameter hash).
-NOT_TRAINING_KEYS = frozenset({
-    "project_name", "push_to_hub", "username", "token", "log", "hub_private", "publish_tolerance",
-    "force_publish",
-})
 
 
 # Files that define a tokenizer (hashed for the tokenize cache key).
@@ -112,9 +108,16 @@ def path_fingerprint(path: str | Path) -> str:
     return hash_files(p, _files(p))
 
 
-def source_fingerprint(data_path: str) -> str | None:
-    """Content hash of a local or packaged data source; None for a Hub dataset id (no local bytes)."""
+def source_fingerprint(data_path: str | list[str]) -> str | None:
+    """Content hash of a local or packaged data source; None for a Hub dataset id (no local bytes).
+    Several sources: one hash over theirs, in order (None when any is a Hub dataset)."""
     from tokclf.core.resources import resolve_data_path
+
+    if not isinstance(data_path, str):
+        parts = [source_fingerprint(p) for p in data_path]
+        if any(p is None for p in parts):
+            return None
+        return hashlib.sha256("\n".join(str(p) for p in parts).encode()).hexdigest()
 
     resolved = Path(resolve_data_path(data_path)).expanduser()
     return path_fingerprint(resolved) if resolved.exists() else None
@@ -160,6 +163,8 @@ def ingest_key(params: TokenClassificationParams) -> str | None:
     payload: dict[str, Any] = {"source": source, "params": _subset(params, INGEST_KEYS)}
     if isinstance(params.label_names, str) and Path(params.label_names).expanduser().is_file():
         payload["label_file"] = path_fingerprint(Path(params.label_names).expanduser())  # its content
+    if isinstance(params.label_map, str) and Path(params.label_map).expanduser().is_file():
+        payload["label_map_file"] = path_fingerprint(Path(params.label_map).expanduser())
     return _key("ingest", payload)
 
 
@@ -201,3 +206,19 @@ def stamp_key(folder: str | Path) -> str | None:
 def write_stamp(folder: Path, stage: str, key: str | None, **extra: Any) -> None:
     write_json(folder / STAMP, {"stage": stage, "key": key, **extra})
 
+
+
+def annotations_key(tasks: Iterable[dict[str, Any]]) -> str:
+    """Content key of a Label Studio export as training sees it: each task's id and data, and each
+    annotation's id, result and cancelled flag. Timestamps, counters and predictions are left out,
+    so pushing pre-annotations (or a server that rewrites `updated_at`) does not change it, while a
+    new, edited, cancelled or deleted annotation does."""
+    canonical = []
+    for task in sorted(tasks, key=lambda t: int(t.get("id") or 0)):
+        annotations = sorted(task.get("annotations") or [], key=lambda a: int(a.get("id") or 0))
+        canonical.append({
+            "id": task.get("id"), "data": task.get("data"),
+            "annotations": [{"id": a.get("id"), "result": a.get("result"), "was_cancelled": bool(a.get("was_cancelled"))}
+                            for a in annotations],
+        })
+    return _key("annotations", {"tasks": canonical})

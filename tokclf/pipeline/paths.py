@@ -87,12 +87,16 @@ def params_for_root(params: TokenClassificationParams, root: str | Path) -> Toke
     so a flow gives the same result whatever its working directory. Hub ids and package:// stay."""
     base = Path(root).expanduser().resolve()
     update: dict[str, Any] = {}
+    def absolute(value: str) -> str:
+        if "://" in value or Path(value).expanduser().is_absolute() or value.startswith("~"):
+            return value
+        return str(base / value) if (base / value).exists() else value
+
     for key in ("data_path", "model"):
         value = getattr(params, key)
-        if "://" in value or Path(value).expanduser().is_absolute() or value.startswith("~"):
-            continue
-        if (base / value).exists():
-            update[key] = str(base / value)
+        new = absolute(value) if isinstance(value, str) else [absolute(v) for v in value]
+        if new != value:
+            update[key] = new
     if not Path(params.project_name).expanduser().is_absolute():
         update["project_name"] = str(base / params.project_name)
     return params.model_copy(update=update) if update else params

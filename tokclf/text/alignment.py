@@ -141,6 +141,23 @@ def strategy_record(strategy: str, tokenizer: Any, sentences: Sequence[Sequence[
     return {"param": strategy, "chosen": chosen, "multi_piece_share": share}
 
 
+# "auto" decides on at most this many training sentences: the share of multi-piece words is a
+# proportion, which this many sentences estimate to well under a point, and reading a whole
+# split of millions of sentences as Python lists would defeat the bounded-memory pipeline.
+AUTO_SAMPLE_SENTENCES = 20_000
+
+
+def split_strategy_record(strategy: str, tokenizer: Any, train: Any) -> dict[str, Any]:
+    """`strategy_record` on the first AUTO_SAMPLE_SENTENCES sentences of a train split (a
+    datasets.Dataset with a tokens column, or None)."""
+    from tokclf.core.columns import TOKENS
+
+    if train is None or strategy != "auto":
+        return strategy_record(strategy, tokenizer, [])
+    sample = train.select(range(min(len(train), AUTO_SAMPLE_SENTENCES)))[TOKENS]
+    return strategy_record(strategy, tokenizer, sample)
+
+
 def _check_strategy(strategy: str) -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"subword label strategy must be one of {STRATEGIES}, got {strategy!r}")
