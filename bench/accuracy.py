@@ -321,6 +321,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "accuracy.json"))
     ap.add_argument("--doc", action="store_true", help="write the table into docs/benchmarks.md")
     ap.add_argument("--table-only", action="store_true", help="only print (and with --doc write) the table of --out")
+    ap.add_argument("--merge", nargs="*", default=[], help="with --table-only: add the rows of these result files")
     args = ap.parse_args()
     args.precision = None if args.precision == "none" else args.precision
     datasets_ = [d for d in args.datasets.split(",") if d]
@@ -343,6 +344,8 @@ def main() -> None:
                                                 "batch_size", "precision")}
     if args.table_only:
         rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
+        for extra in args.merge:  # rows of other runs with the same settings (e.g. one arm run apart)
+            rows += json.loads(Path(extra).read_text(encoding="utf-8"))["rows"]
         _report(rows, arms, datasets_, seeds, settings, out, args)
         return
     # The plain recipe and tokclf's defaults on every dataset and seed first (the comparison the
