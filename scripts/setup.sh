@@ -12,6 +12,4 @@ fi
 python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 python -m pip install -q -e ".[all,test]" 2>&1 | grep -v "^WARNING: Location" || true
-# Label Studio for the annotation-loop tests: its own cached venv (its pins clash with ours).
-bash scripts/setup_labelstudio.sh >/dev/null
 python -c "import tokclf, torch, transformers; print('tokclf', tokclf.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)"
