@@ -124,7 +124,7 @@ def write_params(root: Path, tiny_model_dir: Path, data: Path, **train) -> Path:
 @pytest.fixture(scope="session")
 def labelstudio(tmp_path_factory: pytest.TempPathFactory):
     """A running Label Studio (tests/labelstudio_server.py): `.url`, `.token` (a legacy API token).
-    Skips when scripts/setup_labelstudio.sh has not installed it (scripts/setup.sh does)."""
+    Skips when scripts/setup_labelstudio.sh has not installed it (scripts/test.sh does)."""
     import labelstudio_server as ls  # tests/ is on sys.path
 
     exe = ls.executable()
