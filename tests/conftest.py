@@ -137,3 +137,22 @@ def labelstudio(tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         ls.stop(server)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory):
+    """A real temporary Prefect server (prefect_test_harness, SQLite) for one test module, with its
+    own PREFECT_HOME (yielded): the flow tests run real flows against it."""
+    from prefect.settings import (
+        PREFECT_HOME,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with temporary_settings(updates={PREFECT_HOME: str(home), PREFECT_SERVER_ANALYTICS_ENABLED: False,
+                                     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
+        with prefect_test_harness(server_startup_timeout=180):
+            yield home

@@ -27,23 +27,6 @@ pytestmark = [pytest.mark.timeout(1500), pytest.mark.slow]
 EXPORT = "data/labelstudio/export.json"
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory):
-    from prefect.settings import (
-        PREFECT_HOME,
-        PREFECT_SERVER_ANALYTICS_ENABLED,
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        temporary_settings,
-    )
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path_factory.mktemp("prefect-home")
-    with temporary_settings(updates={PREFECT_HOME: str(home), PREFECT_SERVER_ANALYTICS_ENABLED: False,
-                                     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
-        with prefect_test_harness(server_startup_timeout=180):
-            yield home
-
-
 def loop_project(root: Path, tiny_model_dir: Path) -> Path:
     """params.yaml of the tiny pipeline reading the export (one file: a seeded quarter becomes validation)."""
     root.mkdir(parents=True, exist_ok=True)

@@ -18,23 +18,6 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory):
-    from prefect.settings import (
-        PREFECT_HOME,
-        PREFECT_SERVER_ANALYTICS_ENABLED,
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        temporary_settings,
-    )
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path_factory.mktemp("prefect-home")
-    with temporary_settings(updates={PREFECT_HOME: str(home), PREFECT_SERVER_ANALYTICS_ENABLED: False,
-                                     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
-        with prefect_test_harness(server_startup_timeout=180):
-            yield home
-
-
-@pytest.fixture(scope="module")
 def project(tiny_model_dir, ner_jsonl_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("flow-project")
     data = root / "source"
