@@ -142,6 +142,9 @@ def run_tokclf(folder: Path, arm: str, args: argparse.Namespace, seed: int, work
     )
     if arm != "tokclf":
         settings["subword_labels"] = arm.split("-", 1)[1]
+    for item in args.set:  # ablations of one tokclf default, e.g. lazy_embedding_updates=false
+        key, _, value = item.partition("=")
+        settings[key] = json.loads(value) if value not in ("", None) else value
     params = TokenClassificationParams(**settings)
     model_path = resolve_model_path(MODEL)
     tokenizer = load_tokenizer(model_path)
@@ -320,7 +323,9 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16", choices=["bf16", "none"])
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "accuracy.json"))
     ap.add_argument("--doc", action="store_true", help="write the table into docs/benchmarks.md")
+    ap.add_argument("--set", action="append", default=[], help="tokclf arms: KEY=JSON_VALUE parameter override")
     ap.add_argument("--table-only", action="store_true", help="only print (and with --doc write) the table of --out")
+    ap.add_argument("--merge", nargs="*", default=[], help="with --table-only: add the rows of these result files")
     args = ap.parse_args()
     args.precision = None if args.precision == "none" else args.precision
     datasets_ = [d for d in args.datasets.split(",") if d]
@@ -340,9 +345,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     settings = {k: getattr(args, k) for k in ("max_train_sentences", "max_eval_sentences", "epochs", "lr",
-                                                "batch_size", "precision")}
+                                                "batch_size", "precision", "set")}
     if args.table_only:
         rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
+        for extra in args.merge:  # rows of other runs with the same settings (e.g. one arm run apart)
+            rows += json.loads(Path(extra).read_text(encoding="utf-8"))["rows"]
         _report(rows, arms, datasets_, seeds, settings, out, args)
         return
     # The plain recipe and tokclf's defaults on every dataset and seed first (the comparison the

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ def main() -> None:
         start = time.perf_counter()
         original(self, model, trial)
         saves.append(time.perf_counter() - start)
+        print(f"checkpoint at step {self.state.global_step}: {saves[-1]:.2f} s", file=sys.stderr, flush=True)
 
     trainer_module.TokclfTrainer._save_checkpoint = timed
     runs = {}

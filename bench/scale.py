@@ -125,27 +125,47 @@ def run_size(sentences: int, code_root: Path, tmp_root: Path | None) -> dict[str
         shutil.rmtree(work, ignore_errors=True)
 
 
+def from_logs(paths: list[str], baseline_root: str | None) -> dict:
+    """Results rebuilt from the progress lines of earlier runs' logs (a run stopped part-way still
+    gives the stages it finished): "[N sentences, ROOT] stage: {...}"."""
+    import ast
+    import re
+
+    results: dict = {"tokclf": {}, "baseline": {}, "from_logs": paths}
+    pattern = re.compile(r"^\[([\d,]+) sentences, (.+?)\] (\w+): (\{.*\})$")
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            m = pattern.match(line.strip())
+            if m:
+                size, root, stage, values = m.group(1).replace(",", ""), m.group(2), m.group(3), ast.literal_eval(m.group(4))
+                kind = "baseline" if baseline_root and root == baseline_root else "tokclf"
+                results[kind].setdefault(size, {})[stage] = values
+    return results
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = sorted(int(s) for s in results["tokclf"])
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
     for stage in STAGES:
-        ax_t.plot(sizes, [results["tokclf"][str(s)][stage]["seconds"] for s in sizes], marker="o", label=stage)
-        line, = ax_m.plot(sizes, [results["tokclf"][str(s)][stage]["peak_rss_mb"] for s in sizes], marker="o",
-                          label=f"{stage} peak RSS")
-        ax_m.plot(sizes, [results["tokclf"][str(s)][stage]["peak_anon_mb"] for s in sizes], marker="x",
-                  linestyle="--", color=line.get_color(), label=f"{stage} anonymous")
+        sizes = sorted(int(s) for s, v in results["tokclf"].items() if stage in v)  # a stopped run: what finished
+        rows = [results["tokclf"][str(s)][stage] for s in sizes]
+        wall, = ax_t.plot(sizes, [r["seconds"] for r in rows], marker="o", label=f"{stage} wall")
+        ax_t.plot(sizes, [r["cpu_s"] for r in rows], marker="x", linestyle="--", color=wall.get_color(),
+                  label=f"{stage} CPU")
+        line, = ax_m.plot(sizes, [r["peak_rss_mb"] for r in rows], marker="o", label=f"{stage} peak RSS")
+        ax_m.plot(sizes, [r["peak_anon_mb"] for r in rows], marker="x", linestyle="--", color=line.get_color(),
+                  label=f"{stage} anonymous")
     for name, base in results.get("baseline", {}).items():
-        for stage in STAGES:
-            ax_m.scatter([int(name)], [base[stage]["peak_rss_mb"]], marker="s", color="grey")
-        ax_m.annotate("baseline (before)", (int(name), max(b["peak_rss_mb"] for b in base.values())),
-                      textcoords="offset points", xytext=(5, 0), fontsize=8, color="grey")
-    for ax, label in ((ax_t, "wall time (s)"), (ax_m, "memory (MB)")):
+        ax_m.scatter([int(name)] * len(base), [b["peak_rss_mb"] for b in base.values()], marker="s", color="grey",
+                     label="baseline (before), each stage")
+    for ax, label in ((ax_t, "seconds"), (ax_m, "memory (MB)")):
         ax.set_xscale("log")
+        if ax is ax_t:
+            ax.set_yscale("log")
         ax.set_xlabel("sentences")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -157,6 +177,31 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def report(results: dict) -> None:
+    """A Markdown table: per stage and size wall time, CPU time, peak RSS (anonymous); ratios of the
+    largest finished size to the smallest; the baseline against tokclf at its size."""
+    sizes = sorted(int(s) for s in results["tokclf"])
+    print("\n| stage | " + " | ".join(f"{s:,} sentences" for s in sizes) + " | peak RSS largest / smallest |")
+    print("|---|" + "---:|" * (len(sizes) + 1))
+    for stage in STAGES:
+        done = [s for s in sizes if stage in results["tokclf"][str(s)]]
+        cells = []
+        for s in sizes:
+            r = results["tokclf"][str(s)].get(stage)
+            cells.append(f"{r['seconds']:,.0f} s wall, {r['cpu_s']:,.0f} s CPU, {r['peak_rss_mb']:,.0f} MB "
+                         f"({r['peak_anon_mb']:,.0f} anon)" if r else "not finished")
+        ratio = (results["tokclf"][str(done[-1])][stage]["peak_rss_mb"] / results["tokclf"][str(done[0])][stage]["peak_rss_mb"]
+                 if len(done) > 1 else float("nan"))
+        print(f"| {stage} | " + " | ".join(cells) + f" | {ratio:.2f}x ({done[-1] // done[0] if done else 0}x the sentences) |")
+    for size, base in results["baseline"].items():
+        for stage in STAGES:
+            ours = results["tokclf"].get(size, {}).get(stage)
+            if ours and stage in base:
+                print(f"baseline {int(size):,} {stage}: {base[stage]['cpu_s']:.1f} s CPU, {base[stage]['peak_rss_mb']:,.0f} MB "
+                      f"-> tokclf {ours['cpu_s']:.1f} s CPU ({ours['cpu_s'] / base[stage]['cpu_s']:.2f}x), "
+                      f"{ours['peak_rss_mb']:,.0f} MB ({ours['peak_rss_mb'] / base[stage]['peak_rss_mb']:.2f}x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="250000,1000000,5000000", help="comma-separated sentence counts")
@@ -164,7 +209,15 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "scale.png"))
     parser.add_argument("--tmp", help="folder for the temporary corpora (default: the system's)")
+    parser.add_argument("--from-logs", nargs="+", help="rebuild the results, table and plot from earlier runs' logs")
     args = parser.parse_args()
+    if args.from_logs:
+        results = from_logs(args.from_logs, args.baseline_root)
+        Path(args.out).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        report(results)
+        plot(results, Path(args.plot))
+        print(f"plot: {args.plot}")
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     tmp_root = Path(args.tmp) if args.tmp else None
     results: dict = {"machine": f"{os.cpu_count()} CPUs", "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -179,22 +232,7 @@ def main() -> int:
     results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
-    small, large = str(sizes[0]), str(sizes[-1])
-    print(f"\n| stage | " + " | ".join(f"{int(s):,} sentences" for s in sizes) + " | time ratio "
-          f"{int(large):,}/{int(small):,} (size ratio {sizes[-1] / sizes[0]:.0f}) | peak RSS ratio |")
-    print("|---|" + "---:|" * (len(sizes) + 2))
-    for stage in STAGES:
-        cells = [f"{results['tokclf'][str(s)][stage]['seconds']:.1f} s, {results['tokclf'][str(s)][stage]['peak_rss_mb']:,.0f} MB "
-                 f"({results['tokclf'][str(s)][stage]['peak_anon_mb']:,.0f} anon)" for s in sizes]
-        t = results["tokclf"][large][stage]["seconds"] / results["tokclf"][small][stage]["seconds"]
-        m = results["tokclf"][large][stage]["peak_rss_mb"] / results["tokclf"][small][stage]["peak_rss_mb"]
-        print(f"| {stage} | " + " | ".join(cells) + f" | {t:.1f}x | {m:.2f}x |")
-    for size, base in results["baseline"].items():
-        for stage in STAGES:
-            ours = results["tokclf"][size][stage]
-            print(f"baseline {int(size):,} {stage}: {base[stage]['seconds']:.1f} s, {base[stage]['peak_rss_mb']:,.0f} MB "
-                  f"-> tokclf {ours['seconds']:.1f} s ({ours['seconds'] / base[stage]['seconds']:.2f}x), "
-                  f"{ours['peak_rss_mb']:,.0f} MB ({ours['peak_rss_mb'] / base[stage]['peak_rss_mb']:.2f}x)")
+    report(results)
     try:
         plot(results, Path(args.plot))
         print(f"plot: {args.plot}")

@@ -7,7 +7,10 @@ with a message naming the variable. Plus the deployment that prefect.yaml declar
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,6 +105,20 @@ def test_annotation_loop_flow(harness, labelstudio, tiny_model_dir, tmp_path, mo
     more = annotation_loop_flow(**run)
     assert more["trained"] is False and sorted(more["preannotated"]["task_ids"]) == sorted(new_ids)
     assert {p["model_version"] for i in new_ids for p in client.predictions(i)} == {version}
+
+    # The command line a user runs (`python -m flows annotate`), against the same Prefect server.
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(harness)}
+    cli = [sys.executable, "-m", "flows", "annotate", "--labelstudio-url", labelstudio.url, "--project-id",
+           str(project), "--workdir", str(root)]
+    proc = subprocess.run([*cli, "--token-env", "NO_SUCH_TOKEN_VAR"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 2 and "NO_SUCH_TOKEN_VAR is not set" in proc.stderr, proc.stderr[-3000:]
+    proc = subprocess.run(cli, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert out["trained"] is False and out["preannotated"]["pushed"] == 0 and out["annotated"] == 20
 
     # Annotators label more: retrain, this time with the token from a Prefect Secret block.
     for task_id, (_, gold) in zip(ids[20:], texts[20:]):

@@ -153,3 +153,52 @@ def test_resume_never_starts_fresh_and_a_damaged_checkpoint_falls_back(tiny_mode
                            capture_output=True, text=True, cwd=tmp_path)
     assert again.returncode == 0 and "resuming from" not in again.stderr
     assert rounded(metrics(out)) == rounded(first)
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_the_same_mlflow_run(tiny_model_dir, ner_jsonl_dir, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "tokclf.cli", "train", "--data-path", str(ner_jsonl_dir), "--model", str(tiny_model_dir),
+           "--project-name", str(out), "--valid-split", "validation", "--epochs", "8", "--batch-size", "4",
+           "--max-seq-length", "32", "--stride", "4", "--log", "mlflow", "--checkpoint-minutes", "0.00001"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    with open(tmp_path / "run1.log", "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    wait_for_checkpoint(proc, out, lambda s: s >= 14)  # past the first epoch's evaluation (12 steps)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    run_file = json.loads((out.parent / ".model.run" / "run.json").read_text())
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tokclf").experiment_id])
+    assert [r.info.run_id for r in runs] == [run_file["mlflow_run_id"]]  # one run, continued
+    evals = client.get_metric_history(runs[0].info.run_id, "eval_f1")
+    assert len(evals) == 8  # one per epoch, before and after the interruption
+
+
+@pytest.mark.slow
+def test_data_deleted_between_runs_is_a_clear_error_and_keeps_the_checkpoints(tiny_model_dir, ner_jsonl_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(ner_jsonl_dir, data)
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "tokclf.cli", "train", "--data-path", str(data), "--model", str(tiny_model_dir),
+           "--project-name", str(out), "--valid-split", "validation", "--epochs", "8", "--batch-size", "4",
+           "--max-seq-length", "32", "--stride", "4", "--checkpoint-minutes", "0.00001"]
+    with open(tmp_path / "run1.log", "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path)
+    wait_for_checkpoint(proc, out, lambda s: s >= 3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    kept = checkpoint_steps(out)
+    (data / "train.jsonl").rename(tmp_path / "train.jsonl")
+    gone = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert gone.returncode != 0 and "Traceback" not in gone.stderr
+    assert str(data) in gone.stderr and "train" in gone.stderr, gone.stderr[-2000:]
+    assert checkpoint_steps(out) == kept and not out.exists()
+    (tmp_path / "train.jsonl").rename(data / "train.jsonl")
+    back = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert back.returncode == 0 and f"checkpoint-{kept[-1]} (step {kept[-1]})" in back.stderr

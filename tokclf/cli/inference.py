@@ -23,14 +23,36 @@ def _precision(value: str | None) -> str | None:
     return None if value in (None, "none", "fp32") else value
 
 
+# transformers' settings before the first _quiet_loading of a command: `restore_loading` puts them
+# back, so a Python caller of `tokclf.cli.main.main()` keeps its own verbosity and progress bars.
+_saved_loading: list[tuple[int, bool]] = []
+
+
 def _quiet_loading(args: argparse.Namespace) -> None:
-    """No weight-loading progress bars from transformers on the terminal unless --verbose."""
+    """No weight-loading progress bars from transformers on the terminal unless --verbose (for the
+    rest of this command; `restore_loading` undoes it)."""
     if getattr(args, "verbose", False):
         return
     from transformers.utils import logging as hf_logging
 
+    if not _saved_loading:
+        _saved_loading.append((hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()))
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def restore_loading() -> None:
+    """Undo `_quiet_loading` (main() calls it when a command ends)."""
+    if not _saved_loading:
+        return
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = _saved_loading.pop()
+    hf_logging.set_verbosity(verbosity)
+    if bars:
+        hf_logging.enable_progress_bar()
+    else:
+        hf_logging.disable_progress_bar()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -256,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    previous = None
     if threading.current_thread() is threading.main_thread():
         # Training and serving install their own handlers for their duration (tokclf.training.signals,
-        # tokclf.inference.serve); this one covers everything else.
-        signal.signal(signal.SIGTERM, _terminated)
+        # tokclf.inference.serve); this one covers everything else, for this command only.
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.func(args))
     except TokclfError as exc:
@@ -271,4 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("terminated (SIGTERM); nothing was written", file=sys.stderr)
         return 143
+    finally:
+        # A Python caller of main() gets its own SIGTERM handler and transformers settings back.
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        from tokclf.cli.inference import restore_loading
 
+        restore_loading()

@@ -181,9 +181,10 @@ class TokenClassificationParams(BaseModel):
         "or the path of a checkpoint folder to continue from.",
     )
     checkpoint_minutes: float = Field(
-        default=15.0, gt=0,
+        default=30.0, gt=0,
         description="Besides each epoch end, write a resumable checkpoint at least this often "
-        "(minutes of training; ~0.3%% of training time at the default, bench/checkpoint_cost.py).",
+        "(minutes of training; at most ~1.3% of training time at the default, bench/checkpoint_cost.py; "
+        "a SIGKILL or crash loses at most this much training).",
     )
 
     @field_validator("mixed_precision", mode="before")

@@ -324,13 +324,23 @@ def load_labelled_data(
     for ours, theirs in wanted.items():
         src = available[theirs]
         stream = None
-        if isinstance(src, Path) and sink is not None and data_format in ("auto", "conll", "conllu"):
+        if isinstance(src, Path) and (sink is not None or max_samples is not None) \
+                and data_format in ("auto", "conll", "conllu"):
+            # With max_samples and no sink: one batch of exactly max_samples sentences, so the
+            # rest of the file is never parsed (a 3,000-sentence try on a large corpus reads 3,000).
             stream = _streamed(src, conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
-                               conllu_tag=conllu_tag, batch_sentences=batch_sentences)
-        if stream is not None:
+                               conllu_tag=conllu_tag, batch_sentences=batch_sentences if sink is not None else max_samples)
+        if stream is not None and sink is not None:
             readers[ours] = (lambda stream=stream: (map_split_tags(part, mapping)
                                                     for part in _head(stream(), max_samples)))
             streamed.add(ours)
+            continue
+        if stream is not None:
+            first = next(_head(stream(), max_samples), None)
+            if first is None:
+                raise DataError(f"split {ours!r} has no sentences", where=str(src), fix="add data or choose another split.")
+            first = map_split_tags(first, mapping)
+            readers[ours] = (lambda raw=first: iter([raw]))
             continue
         if isinstance(src, Path):
             raw = read_file(src, conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,

@@ -247,23 +247,36 @@ def training_dir(target: Path, *, resume: str = "auto") -> Iterator[tuple[Path, 
     rank, _ = distributed_rank()
     folder = run_folder(target)
     lock = None
-    if rank == 0:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if resume == "never" and folder.exists():
-            log.info("resume=never: removing the checkpoints of the earlier run in %s", folder)
-            shutil.rmtree(folder)
-        folder.mkdir(exist_ok=True, mode=dir_mode())
-        lock = _lock(folder)
-        clean_stale(target)
-    else:
-        folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
+    try:
+        if rank == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if resume == "never" and folder.exists():
+                log.info("resume=never: removing the checkpoints of the earlier run in %s", folder)
+                shutil.rmtree(folder)
+            folder.mkdir(exist_ok=True, mode=dir_mode())
+            lock = _lock(folder)
+            clean_stale(target)
+        else:
+            folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
+    except OSError as exc:
+        raise TokclfError(f"cannot write the run folder {folder}: {exc.strerror or exc}", where="project_name",
+                          fix="choose a project_name on a writable disk with free space.") from None
     try:
         yield folder, rank == 0
         if rank == 0:
             shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
             (folder / RUN_FILE).unlink(missing_ok=True)
             (folder / LOCK).unlink(missing_ok=True)
-            swap_into_place(folder, target)
+            # Two renames: a signal between them would leave no folder at `target`. Signals wait
+            # until both are done (the run then counts as finished).
+            import signal
+
+            blocked = {signal.SIGTERM, signal.SIGINT}
+            signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+            try:
+                swap_into_place(folder, target)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
     finally:
         if lock is not None:
             lock.close()

@@ -248,6 +248,10 @@ def fit(
     args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
     keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
     callbacks = [CheckpointSchedule(params.checkpoint_minutes), *callbacks]
+    if params.log == "mlflow":
+        from tokclf.training.trainer import RecordTrackerRun
+
+        callbacks.append(RecordTrackerRun(checkpoints.parent))
     if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
     optimizer_cls_and_kwargs = None

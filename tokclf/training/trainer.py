@@ -98,6 +98,23 @@ class CheckpointSchedule(TrainerCallback):
         self.last = time.monotonic()
 
 
+class RecordTrackerRun(TrainerCallback):
+    """Write the MLflow run id into the run folder once the tracker has started it (the tracker
+    callbacks run before this one), so a resumed run continues it (tokclf.training.trackers)."""
+
+    def __init__(self, run_folder: Any) -> None:
+        self.run_folder = run_folder
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        import mlflow
+
+        from tokclf.training.checkpoints import update_run_file
+
+        run = mlflow.active_run()
+        if run is not None and args.should_save:
+            update_run_file(self.run_folder, mlflow_run_id=run.info.run_id)
+
+
 class TokclfTrainer(Trainer):
     """See the module docstring.
 
@@ -164,6 +181,15 @@ class TokclfTrainer(Trainer):
         self._partial_root = str(partial_root)
         try:
             super()._save_checkpoint(model, trial)
+        except OSError as exc:  # disk full, folder made read-only, quota
+            from tokclf.core.errors import TokclfError
+
+            shutil.rmtree(partial_root, ignore_errors=True)
+            raise TokclfError(
+                f"writing the checkpoint at step {self.state.global_step} failed: {exc.strerror or exc} "
+                f"({getattr(exc, 'filename', None) or partial_root}); the earlier checkpoints are intact",
+                where=str(run_dir), fix="free disk space (or make the folder writable) and run the same command "
+                "again to resume from the last complete checkpoint.") from None
         finally:
             self._partial_root = None
         # The Trainer looked for the best checkpoint under the partial folder: name the real one
