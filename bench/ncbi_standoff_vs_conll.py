@@ -26,6 +26,24 @@ DATA = Path(os.environ.get("TOKCLF_SHARED_DATA", REPO.parent / "shared" / "data"
 LABEL_MAP = "SpecificDisease=Disease,DiseaseClass=Disease,Modifier=Disease,CompositeMention=Disease"
 
 
+def matching_sentences(docs: int) -> int:
+    """CoNLL sentences holding the first `docs` standoff abstracts: both forms list the same words in
+    the same order (checked by the word counts), so the first N sentences are those documents."""
+    from tokclf.data.ingest import load_labelled_data
+
+    words = sum(len(t) for t in load_labelled_data(str(DATA / "standoff" / "train"), test_split=None,
+                                                   max_samples=docs).splits["train"]["tokens"])
+    total = 0
+    for n, tokens in enumerate(load_labelled_data(str(DATA / "conll" / "train.tsv"), test_split=None)
+                               .splits["train"]["tokens"], 1):
+        total += len(tokens)
+        if total >= words:
+            if total != words:
+                raise SystemExit(f"the first {docs} abstracts do not end on a sentence boundary ({words} vs {total})")
+            return n
+    raise SystemExit("fewer CoNLL words than standoff words")
+
+
 def run(form: str, args: argparse.Namespace, workdir: Path) -> dict:
     from tokclf import TokenClassificationParams, train
     from tokclf.evaluation.scoring import evaluate
@@ -37,6 +55,7 @@ def run(form: str, args: argparse.Namespace, workdir: Path) -> dict:
         lr=args.lr, epochs=args.standoff_epochs if form == "standoff" and args.standoff_epochs else args.epochs, batch_size=16, max_seq_length=128, mixed_precision="bf16",
         early_stopping_patience=3, early_stopping_threshold=0.0, seed=42, weight_decay=0.01,
         label_map=LABEL_MAP if form == "standoff" else None,
+        max_samples=None if not args.max_docs else args.max_docs if form == "standoff" else matching_sentences(args.max_docs),
     )
     params = TokenClassificationParams(**settings)
     started = time.perf_counter()
@@ -64,6 +83,8 @@ def main() -> None:
     ap.add_argument("--standoff-epochs", type=int,
                     help="epochs for the standoff run (default --epochs); 3x gives it about the CoNLL run's optimizer "
                     "steps, since 16 windows of whole abstracts hold ~3x the words of 16 sentences")
+    ap.add_argument("--max-docs", type=int,
+                    help="train on the first N abstracts only (standoff: N documents; CoNLL: the sentences of those N)")
     ap.add_argument("--forms", default="conll,standoff", help="which runs (the ratio needs both)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "ncbi_standoff_vs_conll.json"))
     args = ap.parse_args()

@@ -10,9 +10,13 @@ Caching (results persisted, by default under <workdir>/.tokclf-cache/prefect-res
   The flows also refresh a cached result when the output folder no longer carries that key.
 - train, evaluate and publish are never cached (a rerun means: do it again).
 
-Retries: only publish retries (3 times, exponential backoff 10 s, 20 s, 40 s with jitter), and only
-on transient Hub errors (tasks.hub.retry_transient_hub_errors); the other stages are
-deterministic, so a retry would fail the same way.
+Retries: publish retries 3 times (exponential backoff 10 s, 20 s, 40 s with jitter), only on
+transient Hub errors (tasks.hub.retry_transient_hub_errors). train retries twice when training
+itself crashed (`retry_crashed_training`: an exception that is not a TokclfError, e.g. out of
+memory or a failed write); each retry resumes from the run's newest checkpoint
+(tokclf.training.checkpoints), so it costs the steps since then, not the run. A killed flow
+process cannot retry itself: running the flow (or the deployment) again resumes the same way. The
+other stages are deterministic, so a retry would fail the same way.
 
 The Hub token of a Prefect Secret block (`hub_token_secret`) is read inside the publish task
 (tasks.hub), so it is never a task parameter, a result or a log line.
@@ -35,6 +39,7 @@ from tasks.hub import retry_transient_hub_errors, with_secret_token
 RESULTS_DIR = ".tokclf-cache/prefect-results"
 PUBLISH_RETRIES = 3
 PUBLISH_BACKOFF_S = 10
+TRAIN_RETRIES = 2
 
 
 def results_storage(workdir: str | Path) -> Path:
@@ -81,7 +86,20 @@ def tokenize_task(params: TokenClassificationParams, data_dir: str, out_dir: str
     return stages.tokenize(params, data_dir=data_dir, out_dir=out_dir)
 
 
-@task(name="train", cache_policy=NO_CACHE, retries=0)
+def retry_crashed_training(task: Any, task_run: Any, state: Any) -> bool:
+    """`retry_condition_fn` of the train task: retry a crash of the training (it resumes from its
+    checkpoints), never a TokclfError (bad data, a refused resume, a signal: the same again)."""
+    from tokclf.core.errors import TokclfError
+
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable state: do not guess
+        return False
+    return isinstance(exc, Exception) and not isinstance(exc, TokclfError)
+
+
+@task(name="train", cache_policy=NO_CACHE, retries=TRAIN_RETRIES, retry_delay_seconds=5,
+      retry_condition_fn=retry_crashed_training)
 def train_task(params: TokenClassificationParams, data_dir: str, features_dir: str, report_path: str,
                out_dir: str) -> dict[str, Any]:
     """Fine-tune; writes the model folder (tokclf.pipeline.stages.train)."""

@@ -94,3 +94,20 @@ def test_flat_version_restarts_at_sequence_boundary_without_specials() -> None:
     cont = build_continuation_map(NAMES)
     assert align_labels_flat(wids, tags, starts, "first", cont).tolist() == [O, BPER, X, BPER, IPER]
     assert align_labels_flat(wids, tags, starts, "all", cont).tolist() == [O, BPER, IPER, BPER, IPER]
+
+
+def test_auto_subword_labels_decide_from_the_share_of_multi_piece_words(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from tokclf.text.alignment import AUTO_MULTI_PIECE_SHARE, choose_strategy, multi_piece_share
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    plain = [["the", "cat", "sat", "on", "the", "mat", "."]] * 3
+    noisy = [["@paulwalk", "lolz", "#nyc", "omgggg", "the", "cat"]] * 3
+    assert multi_piece_share(tok, plain) == 0.0
+    share = multi_piece_share(tok, noisy)
+    assert share > AUTO_MULTI_PIECE_SHARE
+    assert choose_strategy("auto", tok, plain) == ("all", 0.0)
+    assert choose_strategy("auto", tok, noisy) == ("first", round(share, 4))
+    assert choose_strategy("first", tok, plain) == ("first", None)
+    assert choose_strategy("all", tok, noisy) == ("all", None)

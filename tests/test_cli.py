@@ -86,3 +86,28 @@ def test_help_is_light():
     code = "import sys; from tokclf.cli.main import build_parser; build_parser().format_help(); print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False False"
+
+
+def test_main_in_process_gives_back_transformers_settings_and_sigterm(tiny_model_dir, capsys):
+    """`tokclf predict` quiets transformers' loading output for its own run only: a Python caller of
+    main() keeps its verbosity, progress bars and SIGTERM handler."""
+    import signal
+
+    from transformers.utils import logging as hf_logging
+
+    def mine(signum, frame):  # noqa: ARG001
+        pass
+
+    before = hf_logging.get_verbosity()
+    old_handler = signal.signal(signal.SIGTERM, mine)
+    hf_logging.set_verbosity_info()
+    hf_logging.enable_progress_bar()
+    try:
+        assert main(["predict", "--model", str(tiny_model_dir), "Alice lives in Paris ."]) == 0
+        assert hf_logging.get_verbosity() == hf_logging.INFO
+        assert hf_logging.is_progress_bar_enabled()
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        hf_logging.set_verbosity(before)
+        signal.signal(signal.SIGTERM, old_handler)
+    assert "Alice" in capsys.readouterr().out

@@ -96,3 +96,48 @@ def test_export_refuses_a_foreign_folder(bio_model, tmp_path, capsys):
     assert cli_main(["export", "--model", str(bio_model), "--output", str(target)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert (target / "notes.txt").read_text() == "keep me"
+
+
+def _valid_iob2(tags: list[str]) -> bool:
+    return all(not t.startswith("I-") or (p != "O" and p[2:] == t[2:]) for p, t in zip(["O"] + tags, tags))
+
+
+def test_decoding_travels_with_the_folder_and_the_export(bio_model, tmp_path):
+    """A run's `decoding` (training_params.json) is what predict uses on its folder and on its ONNX
+    export (the manifest records it); --decoding overrides it."""
+    import shutil
+
+    from tokclf.inference.export import export_model
+
+    viterbi_model = tmp_path / "viterbi-model"
+    shutil.copytree(bio_model, viterbi_model)
+    (viterbi_model / "training_params.json").write_text(
+        json.dumps({"max_seq_length": 32, "stride": 4, "decoding": "viterbi"}))
+    texts = [t for t in TEXTS if t] * 3
+    legacy = Predictor(bio_model, mixed_precision=None)
+    assert legacy.decoding == "argmax"  # a folder that records no decoding was scored with argmax
+    argmax_tags = [r.tags for r in legacy.predict(texts)]
+    # The random head gives BIO-invalid argmax sequences: the comparison is not vacuous.
+    assert not all(_valid_iob2(t) for t in argmax_tags)
+    viterbi = Predictor(viterbi_model, mixed_precision=None)
+    assert viterbi.decoding == "viterbi" and viterbi.description["decoding"] == "viterbi"
+    viterbi_tags = [r.tags for r in viterbi.predict(texts)]
+    assert all(_valid_iob2(t) for t in viterbi_tags) and viterbi_tags != argmax_tags
+    assert [r.tags for r in Predictor(viterbi_model, mixed_precision=None, decoding="argmax").predict(texts)] == argmax_tags
+
+    manifest = export_model(viterbi_model, tmp_path / "onnx")
+    assert manifest["decoding"] == "viterbi"
+    onnx = Predictor(tmp_path / "onnx")
+    assert onnx.decoding == "viterbi"
+    assert [r.tags for r in onnx.predict(texts)] == viterbi_tags
+
+
+def test_cli_predict_decoding_flag(bio_model, tmp_path, capsys):
+    out_a, out_v = tmp_path / "a.jsonl", tmp_path / "v.jsonl"
+    text = "Peter Blackburn of Reuters visited Paris and Google . " * 3
+    assert cli_main(["predict", "--model", str(bio_model), "--mixed-precision", "none", "-o", str(out_a), text]) == 0
+    assert cli_main(["predict", "--model", str(bio_model), "--mixed-precision", "none", "--decoding", "viterbi",
+                     "-o", str(out_v), text]) == 0
+    tags_a = json.loads(out_a.read_text().splitlines()[0])["tags"]
+    tags_v = json.loads(out_v.read_text().splitlines()[0])["tags"]
+    assert _valid_iob2(tags_v) and len(tags_a) == len(tags_v)

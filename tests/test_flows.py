@@ -56,7 +56,7 @@ def test_parameter_schema_shows_training_params():
     assert retraining_flow.name == "token-classification-retrain"
 
 
-def test_retries_only_on_publish():
+def test_retries_on_transient_publish_errors_and_crashed_training():
     import tasks
 
     assert tasks.publish_task.retries == 3
@@ -70,8 +70,17 @@ def test_retries_only_on_publish():
     assert retry(tasks.publish_task, None, Failed(data=HubTransientError("the Hub answered 503", where="r"))) is True
     for final in (HubAuthError("401", where="r"), HubError("400", where="r"), RuntimeError("bug")):
         assert retry(tasks.publish_task, None, Failed(data=final)) is False, final
-    for t in (tasks.ingest_task, tasks.validate_task, tasks.tokenize_task, tasks.train_task, tasks.evaluate_task):
+    for t in (tasks.ingest_task, tasks.validate_task, tasks.tokenize_task, tasks.evaluate_task):
         assert t.retries == 0, t.name
+    # train retries a crash of the training (it resumes from its checkpoints), not a TokclfError.
+    from tokclf.core.errors import DataError
+    from tokclf.training.signals import TrainingInterrupted
+
+    assert tasks.train_task.retries == tasks.TRAIN_RETRIES == 2
+    crashed = tasks.train_task.retry_condition_fn
+    assert crashed(tasks.train_task, None, Failed(data=RuntimeError("DefaultCPUAllocator: not enough memory"))) is True
+    for final in (DataError("no such file", where="x"), TrainingInterrupted(15, 3, 10)):
+        assert crashed(tasks.train_task, None, Failed(data=final)) is False, final
 
 
 def test_training_flow_end_to_end(harness, project):

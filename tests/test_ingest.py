@@ -418,18 +418,16 @@ def test_conll2003_ner_counts_and_one_pass_per_split(monkeypatch):
     """Counts on the real corpus, and the reason it loads in well under a second (bench/data_speed.py
     measures it): each file is read once and becomes one Dataset in one Arrow conversion, never one
     per sentence."""
-    from datasets import Dataset
-
     import tokclf.data.conll as conll
+    import tokclf.data.ingest as ingest
 
     root = shared("conll2003")
     reads: list[str] = []
-    real_read = conll.read_text
-    monkeypatch.setattr(conll, "read_text", lambda path: reads.append(Path(path).name) or real_read(path))
+    real_lines = conll.iter_lines
+    monkeypatch.setattr(conll, "iter_lines", lambda path: reads.append(Path(path).name) or real_lines(path))
     built: list[int] = []
-    real_from_dict = Dataset.from_dict.__func__
-    monkeypatch.setattr(Dataset, "from_dict", classmethod(
-        lambda cls, mapping, *a, **kw: built.append(len(mapping["tokens"])) or real_from_dict(cls, mapping, *a, **kw)))
+    real_table = ingest.to_table
+    monkeypatch.setattr(ingest, "to_table", lambda raw, tags: built.append(len(raw)) or real_table(raw, tags))
     data = load_labelled_data(str(root), valid_split="validation")
     assert sorted(reads) == ["test.txt", "train.txt", "valid.txt"]
     assert sorted(built) == [3250, 3453, 14073]

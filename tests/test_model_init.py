@@ -146,3 +146,105 @@ def test_problems_still_said_when_transformers_warnings_are_off(base_checkpoint,
     assert records.reports() == []
     [message] = tokclf_messages()
     assert message.startswith(f"loading {path}: missing from the checkpoint: ") and "layer.0.attention.self.key.weight" in message
+
+
+# --- warm starts: a checkpoint with a token-classification head, mapped by label name ----------
+
+def _head(model):
+    return model.classifier.weight.detach().clone(), model.classifier.bias.detach().clone()
+
+
+def _warm(tokenizer_dir, tmp_path, old, new):
+    import torch
+
+    from tokclf.training.model_init import load_for_labels
+
+    base = save_tiny_bert(tokenizer_dir, tmp_path / "ner-base", seed=5, labels=old)
+    from transformers import AutoModelForTokenClassification
+
+    reference = AutoModelForTokenClassification.from_pretrained(str(base))
+    with torch.no_grad():  # a recognisable bias per old label
+        reference.classifier.bias.copy_(torch.arange(len(old), dtype=torch.float32) + 1)
+    reference.save_pretrained(str(base))
+    weight, bias = _head(reference)
+    model, choice = load_for_labels(str(base), id2label=dict(enumerate(new)), dtype=torch.float32)
+    return model, choice, {n: (weight[i], bias[i]) for i, n in enumerate(old)}
+
+
+def test_warm_start_same_set_other_order_reorders_rows(tokenizer_dir, tmp_path, loading):
+    _, messages = loading
+    old = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    new = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    model, choice, rows = _warm(tokenizer_dir, tmp_path, old, new)
+    assert choice.case == "reordered" and set(choice.kept) == set(new)
+    weight, bias = _head(model)
+    for j, name in enumerate(new):
+        assert bias[j].item() == rows[name][1].item()
+        assert (weight[j] == rows[name][0]).all()
+    assert model.config.id2label == dict(enumerate(new))
+    assert [m for m in messages() if m.startswith("classifier head")] == [
+        "classifier head: loaded from the checkpoint, rows reordered to this data's label order (5 labels)"]
+
+
+def test_warm_start_overlap_keeps_shared_rows_and_initialises_new(tokenizer_dir, tmp_path, loading):
+    _, messages = loading
+    old = ["O", "B-PER", "I-PER", "B-MISC", "I-MISC"]
+    new = ["O", "B-PER", "I-PER", "B-DIS", "I-DIS", "B-CHEM", "I-CHEM"]
+    model, choice, rows = _warm(tokenizer_dir, tmp_path, old, new)
+    assert choice.case == "overlap"
+    assert choice.kept == ("O", "B-PER", "I-PER") and choice.new == ("B-DIS", "I-DIS", "B-CHEM", "I-CHEM")
+    assert choice.dropped == ("B-MISC", "I-MISC")
+    weight, bias = _head(model)
+    assert weight.shape[0] == 7 and model.num_labels == 7 and model.config.num_labels == 7
+    for j, name in enumerate(new):
+        if name in rows:
+            assert (weight[j] == rows[name][0]).all() and bias[j].item() == rows[name][1].item()
+        else:
+            assert bias[j].item() == 0.0  # initialised as transformers initialises a head
+            assert not any((weight[j] == w).all() for w, _ in rows.values())
+    line = next(m for m in messages() if m.startswith("classifier head"))
+    assert line.startswith("classifier head: 3 of 7 labels' rows kept from the checkpoint, 4 new")
+    # The model trains and predicts with the new size (loss reshapes with num_labels).
+    import torch
+
+    out = model(input_ids=torch.tensor([[101, 2000, 102]]), labels=torch.tensor([[-100, 6, -100]]))
+    assert out.logits.shape[-1] == 7 and torch.isfinite(out.loss)
+
+
+def test_warm_start_disjoint_same_size_gets_a_new_head(tokenizer_dir, tmp_path, loading):
+    # transformers alone would keep these rows under new names (the sizes match).
+    _, messages = loading
+    old = ["O", "B-PER", "I-PER"]
+    new = ["B-NP", "I-NP", "B-VP"]
+    model, choice, rows = _warm(tokenizer_dir, tmp_path, old, new)
+    assert choice.case == "new" and choice.dropped == tuple(old)
+    weight, bias = _head(model)
+    assert (bias == 0).all()
+    assert not any((weight[j] == rows[n][0]).all() for j in range(3) for n in old)
+    assert "classifier head: new (3 labels; none shared with the checkpoint's 3)" in messages()
+
+
+def test_warm_start_same_labels_same_order_loads_the_head(tokenizer_dir, tmp_path):
+    old = ["O", "B-PER", "I-PER"]
+    model, choice, rows = _warm(tokenizer_dir, tmp_path, old, list(old))
+    assert choice.case == "same"
+    weight, bias = _head(model)
+    assert [bias[j].item() for j in range(3)] == [rows[n][1].item() for n in old]
+
+
+def test_warm_start_case_recorded_in_training_params(tokenizer_dir, ner_jsonl_dir, tmp_path):
+    import json
+
+    from tokclf import TokenClassificationParams, train
+
+    base = save_tiny_bert(tokenizer_dir, tmp_path / "ner-base", seed=5,
+                          labels=["O", "B-LOC", "I-LOC", "B-PER", "I-PER", "B-MISC", "I-MISC"])
+    result = train(TokenClassificationParams(
+        data_path=str(ner_jsonl_dir), model=str(base), project_name=str(tmp_path / "out"), valid_split="validation",
+        epochs=1, batch_size=8, max_seq_length=32, stride=4, seed=13,
+    ))
+    saved = json.loads((result.output_dir / "training_params.json").read_text())
+    assert saved["classifier_head"]["case"] == "overlap"
+    assert set(saved["classifier_head"]["new"]) == {"B-ORG", "I-ORG"}
+    assert saved["classifier_head"]["dropped"] == ["B-MISC", "I-MISC"]
+    assert saved["decoding"] == "viterbi"

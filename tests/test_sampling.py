@@ -74,14 +74,14 @@ def test_training_draws_its_batches_from_the_shuffled_sampler(tiny_model_dir, ne
     from tokclf.training import sampling
 
     seen: list[list[int]] = []
-    original = sampling.length_grouped_batches
+    original = sampling._batches
 
-    def recording(lengths, batch_size, **kwargs):
-        batches = original(lengths, batch_size, **kwargs)
-        seen.append(sorted(i for b in batches for i in b))
+    def recording(lengths, batch_size, *args):
+        batches = original(lengths, batch_size, *args)
+        seen.append(sorted(int(i) for b in batches for i in b))
         return batches
 
-    monkeypatch.setattr(sampling, "length_grouped_batches", recording)
+    monkeypatch.setattr(sampling, "_batches", recording)
     params = TokenClassificationParams(
         data_path=str(ner_jsonl_dir), model=str(tiny_model_dir), project_name=str(tmp_path / "m"),
         valid_split="validation", epochs=2, batch_size=4, max_seq_length=32, stride=4, seed=3,

@@ -128,6 +128,9 @@ def test_brat_folder_label_map_and_discontinuous(tmp_path):
     assert tags[:4] == ["B-Disease", "I-Disease", "I-Disease", "I-Disease"]
     assert set(names) == {"O", "B-Disease", "I-Disease"}
     assert data.annotations["train"]["overlap_dropped"] == 1
+    widened = [i for i in data.annotations["train"]["issues"] if i["action"] == "expanded"]
+    assert len(widened) == 1 and "discontinuous fragments 0 6;19 25" in widened[0]["message"]
+    assert "a.ann line 1" in widened[0]["where"]
 
 
 def test_alignment_modes():

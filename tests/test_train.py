@@ -48,6 +48,28 @@ def test_outputs_complete(trained):
     assert [p.name for p in out.parent.iterdir()] == ["model"]
 
 
+def test_metrics_report_the_chosen_and_the_last_epoch(trained):
+    """Honest early stopping: metrics.json says which evaluation the model comes from and what the
+    last one scored; the chosen one is the validation score of the saved model."""
+    out = trained.output_dir
+    metrics = json.loads((out / "metrics.json").read_text())
+    stop = metrics["early_stopping"]
+    log = json.loads((out / "training_log.json").read_text())
+    evals = [e for e in log if "eval_f1" in e]
+    assert len(evals) == 2 and stop["last"]["validation_f1"] == evals[-1]["eval_f1"]
+    assert stop["chosen"]["validation_f1"] == max(e["eval_f1"] for e in evals)
+    assert stop["chosen"]["validation_f1"] == pytest.approx(metrics["validation"]["f1"])
+    assert stop["chose_last"] == (stop["chosen"]["step"] == stop["last"]["step"])
+    assert stop["validation_f1_gain"] == pytest.approx(stop["chosen"]["validation_f1"] - stop["last"]["validation_f1"])
+    assert metrics["validation"]["decoding"] == "viterbi"
+    params = json.loads((out / "training_params.json").read_text())
+    assert params["decoding"] == "viterbi" and params["classifier_head"]["case"] == "new"
+    # The tiny corpus's names and places are single WordPiece words: auto chose "all".
+    assert params["subword_labels"] == "auto"
+    assert params["subword_labels_chosen"]["chosen"] == "all"
+    assert 0 <= params["subword_labels_chosen"]["multi_piece_share"] <= 0.15
+
+
 def test_pipeline_loads_output(trained):
     from transformers import AutoTokenizer, pipeline
 
@@ -82,6 +104,17 @@ def test_evaluate_matches_training_metrics(trained, ner_jsonl_dir):
 
     m = evaluate(trained.output_dir, str(ner_jsonl_dir), split="test")
     assert m["f1"] == pytest.approx(trained.metrics["test"]["f1"])
+
+
+def test_cli_evaluate_uses_the_runs_decoding_unless_told(trained, ner_jsonl_dir, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    args = ["evaluate", "--model", str(trained.output_dir), "--data-path", str(ner_jsonl_dir), "--split", "test"]
+    assert cli_main(args + ["--output", str(out)]) == 0
+    assert json.loads(out.read_text())["decoding"] == "viterbi"
+    assert json.loads(out.read_text())["f1"] == pytest.approx(trained.metrics["test"]["f1"])
+    assert cli_main(args + ["--decoding", "argmax", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["decoding"] == "argmax"
+    capsys.readouterr()
 
 
 def test_fp16_without_gpu_is_clear_and_writes_nothing(tiny_model_dir, ner_jsonl_dir, tmp_path):

@@ -16,20 +16,43 @@ PRECISION_CHOICES = ["auto", "none", "fp32", "bf16", "fp16"]
 # Pre-annotation outputs (tokclf.inference.annotations.ANNOTATION_FORMATS; spelled here so --help
 # needs no import of the inference room).
 ANNOTATION_FORMATS = ("labelstudio", "doccano", "prodigy", "brat", "spacy")
+DECODING_HELP = "viterbi: BIO-valid label sequences; argmax: each word's best label (default: the training run's)"
 
 
 def _precision(value: str | None) -> str | None:
     return None if value in (None, "none", "fp32") else value
 
 
+# transformers' settings before the first _quiet_loading of a command: `restore_loading` puts them
+# back, so a Python caller of `tokclf.cli.main.main()` keeps its own verbosity and progress bars.
+_saved_loading: list[tuple[int, bool]] = []
+
+
 def _quiet_loading(args: argparse.Namespace) -> None:
-    """No weight-loading progress bars from transformers on the terminal unless --verbose."""
+    """No weight-loading progress bars from transformers on the terminal unless --verbose (for the
+    rest of this command; `restore_loading` undoes it)."""
     if getattr(args, "verbose", False):
         return
     from transformers.utils import logging as hf_logging
 
+    if not _saved_loading:
+        _saved_loading.append((hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()))
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def restore_loading() -> None:
+    """Undo `_quiet_loading` (main() calls it when a command ends)."""
+    if not _saved_loading:
+        return
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = _saved_loading.pop()
+    hf_logging.set_verbosity(verbosity)
+    if bars:
+        hf_logging.enable_progress_bar()
+    else:
+        hf_logging.disable_progress_bar()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -59,8 +82,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _quiet_loading(args)
     predictor = Predictor(
         args.model, mixed_precision=_precision(args.mixed_precision), token_budget=args.batch_tokens,
-        batch_size=args.batch_size, max_seq_length=args.max_seq_length, stride=args.stride,
+        batch_size=args.batch_size, max_seq_length=args.max_seq_length, stride=args.stride, decoding=args.decoding,
     )
+    from tokclf.core.phases import mark
+
+    mark("model_load")
     fmt = output_format_for(args.output, args.output_format, count=len(items), tty=sys.stdout.isatty())
     if fmt in ANNOTATION_FORMATS:
         return _predict_annotations(args, predictor, items, fmt)
@@ -80,6 +106,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 write_json(args.metrics, metrics)
     else:
         write_records(predictor.iter_predict(items, progress=show), args.output, fmt)
+    mark("predict")
     if args.output and args.output != "-":
         print(f"wrote {len(items)} record(s) to {args.output} ({fmt})", file=sys.stderr)
     return 0
@@ -136,7 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         batch_wait_ms=args.batch_wait_ms, batch_tokens=args.batch_tokens,
     )
     serve(args.model, host=args.host, port=args.port, settings=settings,
-          mixed_precision=_precision(args.mixed_precision), log_level="info" if args.verbose else "warning")
+          mixed_precision=_precision(args.mixed_precision), decoding=args.decoding, log_level="info" if args.verbose else "warning")
     return 0
 
 
@@ -174,6 +201,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="rows per batch at most (default: 256)")
     p.add_argument("--max-seq-length", type=int, help="window length in subword tokens (default: the training run's)")
     p.add_argument("--stride", type=int, help="overlap between windows (default: the training run's)")
+    p.add_argument("--decoding", choices=["viterbi", "argmax"], help=DECODING_HELP)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: for files, on a terminal)")
     p.set_defaults(func=cmd_predict)
@@ -197,4 +225,5 @@ def register(sub: Any) -> None:
     s.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long to collect concurrent requests into one batch")
     s.add_argument("--batch-tokens", type=int, default=16_384, help="estimated tokens per collected batch at most")
     s.add_argument("--mixed-precision", choices=PRECISION_CHOICES, default="auto")
+    s.add_argument("--decoding", choices=["viterbi", "argmax"], help=DECODING_HELP)
     s.set_defaults(func=cmd_serve)

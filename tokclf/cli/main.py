@@ -111,6 +111,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if m:
             summary[split] = {k: round(m[k], 4) for k in ("precision", "recall", "f1", "accuracy")}
     print(json.dumps(summary, indent=2))
+    from tokclf.core.phases import mark
+
+    mark("done")
     return 0
 
 
@@ -141,6 +144,9 @@ def report_text(report: Any) -> str:
     return "\n".join(lines)
 
 
+DECODING_HELP = "viterbi: BIO-valid label sequences; argmax: each word's best label (default: the training run's)"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tokclf.evaluation.scoring import evaluate
 
@@ -153,9 +159,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.model, args.data_path, split=args.split, tokens_column=args.tokens_column, tags_column=args.tags_column,
         max_samples=args.max_samples, batch_size=args.batch_size,
         mixed_precision=None if args.mixed_precision in (None, "none") else args.mixed_precision,
-        output=args.output, **extra,
+        output=args.output, decoding=args.decoding, **extra,
     )
-    keep = {k: metrics[k] for k in ("split", "precision", "recall", "f1", "accuracy", "scheme") if k in metrics}
+    keep = {k: metrics[k] for k in ("split", "precision", "recall", "f1", "accuracy", "scheme", "decoding") if k in metrics}
     keep["per_type"] = metrics.get("per_type")
     if "per_source" in metrics:
         keep["per_source"] = metrics["per_source"]
@@ -210,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--batch-size", type=int, default=64)
     p_eval.add_argument("--mixed-precision", choices=["none", "bf16", "fp16"])
     p_eval.add_argument("--output", help="write metrics JSON here")
+    p_eval.add_argument("--decoding", choices=["viterbi", "argmax"], help=DECODING_HELP)
     p_eval.set_defaults(func=cmd_evaluate)
 
     # Further command groups live in their own modules (each exposes `register(subparsers)`), so
@@ -227,19 +234,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (predict, export, evaluate, ...): unwinds like Ctrl-C, so every
+    atomic write and staging folder on the way out is removed, then exits 143."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tokclf.core.phases import mark
+
+    mark("cli")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     _setup_logging(args.verbose)
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # Training and serving install their own handlers for their duration (tokclf.training.signals,
+        # tokclf.inference.serve); this one covers everything else, for this command only.
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.func(args))
     except TokclfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{getattr(exc, 'prefix', 'error: ')}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
+    finally:
+        # A Python caller of main() gets its own SIGTERM handler and transformers settings back.
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        from tokclf.cli.inference import restore_loading
 
+        restore_loading()

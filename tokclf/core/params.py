@@ -38,6 +38,12 @@ DEFAULT_MAX_SEQ_LENGTH = 128
 DEFAULT_STRIDE = 32
 # The split a validation_split_ratio carves from train (tokclf.data.ingest names it so).
 CARVED_VALIDATION_SPLIT = "validation"
+# Keys that do not change the trained model: left out of its parameter hash (tokclf.pipeline.keys)
+# and of what a resumed run must match (tokclf.training.checkpoints).
+NOT_TRAINING_KEYS = frozenset({
+    "project_name", "push_to_hub", "username", "token", "log", "hub_private", "publish_tolerance",
+    "force_publish", "resume", "checkpoint_minutes",
+})
 # Keys never written to disk or logs (see `public_dict`).
 SECRET_KEYS = frozenset({"token"})
 
@@ -104,11 +110,22 @@ class TokenClassificationParams(BaseModel):
 
     # tokclf: tokenization additions
     stride: int = Field(default=DEFAULT_STRIDE, ge=0, description="Overlap in subword tokens between windows of long sentences.")
-    subword_labels: Literal["all", "first"] = Field(
-        default="all",
-        description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; the "
-        "default: better test F1 on CoNLL-2003 and whole-word entities from transformers' pipeline); "
-        "'first': label the first subword of each word (-100 on the rest).",
+    # tokclf: subword_labels "auto" (issue 13): decided from the training data (docs/accuracy.md).
+    subword_labels: Literal["auto", "all", "first"] = Field(
+        default="auto",
+        description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; whole-word "
+        "entities from transformers' pipeline); 'first': label the first subword of each word (-100 on the "
+        "rest); 'auto' (default): 'first' when more than 15% of the training words split into several pieces "
+        "(noisy or technical text, where 'all' cost recall), else 'all' (tokclf/text/alignment.py).",
+    )
+
+    # tokclf: decoding (issue 13; tokclf/inference/decoding.py). Recorded in training_params.json,
+    # so predict/serve/evaluate/ONNX of the model folder decode the same way.
+    decoding: Literal["viterbi", "argmax"] = Field(
+        default="viterbi",
+        description="How word labels are chosen from the model's probabilities, in evaluation and prediction: "
+        "'viterbi': the most probable sequence the tagging scheme (IOB2, IOBES, BILOU) allows, so no I-X "
+        "after O (POS-style labels: same as argmax); 'argmax': each word's most probable label.",
     )
 
     # --- performance -----------------------------------------------------------------------------
@@ -155,6 +172,20 @@ class TokenClassificationParams(BaseModel):
 
     # --- logging -----------------------------------------------------------------------------------
     log: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
+
+    # tokclf: resuming interrupted runs (tokclf/training/checkpoints.py, docs/reliability.md)
+    resume: str = Field(
+        default="auto",
+        description="'auto': a rerun with the same project_name continues from the newest complete "
+        "checkpoint of the interrupted run; 'never': start fresh (the old checkpoints are removed); "
+        "or the path of a checkpoint folder to continue from.",
+    )
+    checkpoint_minutes: float = Field(
+        default=30.0, gt=0,
+        description="Besides each epoch end, write a resumable checkpoint at least this often "
+        "(minutes of training; at most ~1.3% of training time at the default, bench/checkpoint_cost.py; "
+        "a SIGKILL or crash loses at most this much training).",
+    )
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

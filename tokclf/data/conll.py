@@ -7,11 +7,11 @@ sentences; -DOCSTART- lines / `# newdoc` comments start a new document (DOCUMENT
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from tokclf.core.errors import DataError
 from tokclf.data.labels import RawSplit
-from tokclf.data.tabular import read_text
 
 DOCSTART = "-DOCSTART-"
 # File suffixes that always hold CoNLL columns. A ".txt" file is CoNLL too when it is training data
@@ -20,6 +20,28 @@ CONLL_SUFFIXES = frozenset({".conll", ".iob", ".iob2", ".bio", ".tsv"})
 CONLL_DATA_SUFFIXES = CONLL_SUFFIXES | {".txt"}
 CONLLU_COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
 CONLLU_TAG_INDEX = {"upos": 3, "xpos": 4}
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its newline), read one line at a time (a corpus of
+    millions of sentences is never held as one string); non-UTF-8 bytes and an empty file are
+    the errors `tokclf.data.tabular.read_text` raises, naming the place."""
+    from tokclf.data.tabular import read_text
+
+    blank = True
+    try:
+        # newline="\n": lines end at "\n" only, as str.split("\n") cut them; "\r" stays in the line.
+        with open(path, encoding="utf-8-sig", newline="\n") as fh:
+            for lineno, line in enumerate(fh, 1):
+                blank = blank and line.isspace()
+                yield lineno, line[:-1] if line.endswith("\n") else line
+    except UnicodeDecodeError:
+        read_text(path)  # raises the error with the byte offset and line
+        raise
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path)) from None
+    if blank:
+        read_text(path)  # raises "the file is empty"
 
 
 class _Sentences:
@@ -32,6 +54,7 @@ class _Sentences:
         self.start = 0
         self.doc = 0
         self.doc_has_sentences = False
+        self.count = 0
 
     def add(self, lineno: int, word: str, tag: str) -> None:
         if not self.words:
@@ -46,6 +69,7 @@ class _Sentences:
             self.out.lines.append(self.start)
             self.out.documents.append(self.doc)
             self.doc_has_sentences = True
+            self.count += 1
             self.words, self.tags = [], []
 
     def new_document(self) -> None:
@@ -61,10 +85,27 @@ def _column_index(index: int, ncols: int) -> int | None:
     return resolved if 0 <= resolved < ncols else None
 
 
+def _batches(sentences: _Sentences, batch_sentences: int | None) -> Iterator[RawSplit]:
+    """Hand over the sentences collected so far when a batch is full (never with None)."""
+    if batch_sentences is not None and len(sentences.out) >= batch_sentences:
+        full = sentences.out
+        sentences.out = RawSplit([], [], [], [], full.source, full.unit)
+        yield full
+
+
+def _concat(parts: Iterator[RawSplit]) -> RawSplit:
+    return next(parts)  # with batch_sentences=None the reader yields exactly one RawSplit
+
+
 def read_conll(path: Path, *, token_column: int = 0, tag_column: int = -1) -> RawSplit:
     """CoNLL column file: columns split on tabs when the file uses tabs (words may then hold
     spaces), else on any whitespace. Every word line must have the same number of columns."""
-    text = read_text(path)
+    return _concat(iter_conll(path, token_column=token_column, tag_column=tag_column))
+
+
+def iter_conll(path: Path, *, token_column: int = 0, tag_column: int = -1,
+               batch_sentences: int | None = None) -> Iterator[RawSplit]:
+    """`read_conll` in batches of `batch_sentences` sentences (None: one batch of all)."""
     out = RawSplit([], [], [], [], str(path), "line")
     sentences = _Sentences(out)
     ncols = 0
@@ -72,9 +113,10 @@ def read_conll(path: Path, *, token_column: int = 0, tag_column: int = -1) -> Ra
     tok_i = tag_i = 0
     sep: str | None = None
 
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, line in iter_lines(path):
         if not line or line.isspace():
             sentences.end_sentence()
+            yield from _batches(sentences, batch_sentences)
             continue
         if ncols == 0:
             # First word line decides the separator and the column count for the whole file.
@@ -103,27 +145,34 @@ def read_conll(path: Path, *, token_column: int = 0, tag_column: int = -1) -> Ra
             )
         sentences.add(lineno, fields[tok_i], fields[tag_i])
     sentences.end_sentence()
-    if not out.tokens:
+    if not sentences.count:
         raise DataError("no sentences found (only blank or -DOCSTART- lines)", where=str(path),
                         fix="write one word per line with its tag, and a blank line between sentences.")
-    return out
+    if len(sentences.out):
+        yield sentences.out
 
 
 def read_conllu(path: Path, *, tag: str = "upos") -> RawSplit:
     """CoNLL-U: 10 tab-separated columns; comments, multiword ranges (3-4) and empty nodes (5.1)
     are skipped, so words are the syntactic words that carry UPOS/XPOS."""
+    return _concat(iter_conllu(path, tag=tag))
+
+
+def iter_conllu(path: Path, *, tag: str = "upos", batch_sentences: int | None = None) -> Iterator[RawSplit]:
+    """`read_conllu` in batches of `batch_sentences` sentences (None: one batch of all). The
+    whole-file checks (no sentences, no tags at all) raise after the last batch."""
     if tag not in CONLLU_TAG_INDEX:
         raise DataError(f"conllu_tag={tag!r} is not supported", fix="use 'upos' or 'xpos'.")
     col = CONLLU_TAG_INDEX[tag]
-    text = read_text(path)
     out = RawSplit([], [], [], [], str(path), "line")
     sentences = _Sentences(out)
     all_blank_tags = True
 
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, line in iter_lines(path):
         line = line.rstrip("\r")
         if not line or line.isspace():
             sentences.end_sentence()
+            yield from _batches(sentences, batch_sentences)
             continue
         if line.startswith("#"):
             if line[1:].lstrip().startswith("newdoc"):
@@ -143,10 +192,11 @@ def read_conllu(path: Path, *, tag: str = "upos") -> RawSplit:
         all_blank_tags = all_blank_tags and value == "_"
         sentences.add(lineno, fields[1], value)
     sentences.end_sentence()
-    if not out.tokens:
+    if not sentences.count:
         raise DataError("no sentences found (no word lines)", where=str(path),
                         fix="CoNLL-U needs word lines of 10 tab-separated columns, a blank line after each sentence.")
     if all_blank_tags:
         raise DataError(f"the {tag.upper()} column is '_' on every word: this file has no {tag.upper()} tags",
                         where=str(path), fix=f"use conllu_tag={'upos' if tag == 'xpos' else 'xpos'}.")
-    return out
+    if len(sentences.out):
+        yield sentences.out

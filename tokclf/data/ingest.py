@@ -22,7 +22,7 @@ the first N sentences of every split read (before any validation share is carved
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,13 @@ from tokclf.core.errors import DataError
 from tokclf.core.params import CARVED_VALIDATION_SPLIT
 from tokclf.core.resources import is_hub_id, resolve_data_path
 from tokclf.data import conll, formats, hf, spans, tabular
-from tokclf.data.labels import RawSplit, parse_label_names, resolve_labels
+from tokclf.data.labels import RawSplit, label_ids, parse_label_names, plan_labels, tag_kind
 from tokclf.data.spans import SpanOptions, map_split_tags
 from tokclf.data.types import LabelledData
+
+# Where a split's Arrow tables go: (split name, tables, features) -> datasets.Dataset. The default
+# keeps them in memory (`tokclf train`); the ingest stage writes them to disk batch by batch.
+Sink = Callable[[str, Iterable[Any], Any], Any]
 
 CONLL_EXTENSIONS = conll.CONLL_DATA_SUFFIXES
 TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {
@@ -149,12 +153,97 @@ def _features() -> Any:
                      DOCUMENT: Value("int64")})
 
 
+def to_table(raw: RawSplit, tags: list[list[int]]) -> Any:
+    """One batch of sentences as an Arrow table of the normalised columns (one conversion)."""
+    import pyarrow as pa
+
+    schema = _features().arrow_schema
+    return pa.table({TOKENS: raw.tokens, TAGS: tags, LINE: raw.lines, DOCUMENT: raw.documents}, schema=schema)
+
+
 def to_dataset(raw: RawSplit, tags: list[list[int]]) -> Any:
     from datasets import Dataset
 
-    return Dataset.from_dict(
-        {TOKENS: raw.tokens, TAGS: tags, LINE: raw.lines, DOCUMENT: raw.documents}, features=_features()
-    )
+    return Dataset(to_table(raw, tags))
+
+
+def memory_sink(name: str, tables: Iterable[Any], features: Any) -> Any:
+    from tokclf.core.arrowio import in_memory_dataset
+
+    return in_memory_dataset(tables, features)
+
+
+def disk_sink(folder: Path) -> Sink:
+    """Each split written to `folder/<split>` as it is read, then memory-mapped (datasets.load_from_disk)."""
+    def sink(name: str, tables: Iterable[Any], features: Any) -> Any:
+        from datasets import load_from_disk
+
+        from tokclf.core.arrowio import write_split
+
+        write_split(folder / name, tables, features)
+        return load_from_disk(str(folder / name))
+
+    return sink
+
+
+def _head(parts: Iterable[RawSplit], n: int | None) -> Iterator[RawSplit]:
+    """The first n sentences of a stream of batches (all with None)."""
+    left = n
+    for part in parts:
+        if left is None:
+            yield part
+            continue
+        if left <= 0:
+            return
+        part = part.head(left)
+        left -= len(part)
+        yield part
+
+
+def _streamed(path: Path, *, conll_token_column: int, conll_tag_column: int, conllu_tag: str,
+              batch_sentences: int) -> Callable[[], Iterator[RawSplit]] | None:
+    """A re-startable batched reader for the line formats (None for the others, read whole)."""
+    suffix = path.suffix.lower()
+    if suffix == ".conllu":
+        return lambda: conll.iter_conllu(path, tag=conllu_tag, batch_sentences=batch_sentences)
+    if suffix in CONLL_EXTENSIONS:
+        return lambda: conll.iter_conll(path, token_column=conll_token_column, tag_column=conll_tag_column,
+                                        batch_sentences=batch_sentences)
+    return None
+
+
+class _Digest:
+    """What label planning needs from a split read in batches: for every distinct tag the first
+    sentence that has it (so errors name that sentence), the split's tag kind, and its size."""
+
+    def __init__(self) -> None:
+        self.raw: RawSplit | None = None
+        self.seen: set[Any] = set()
+        self.kind = "none"
+        self.count = 0
+
+    def add(self, part: RawSplit) -> None:
+        if self.raw is None:
+            self.raw = RawSplit([], [], [], [], part.source, part.unit, part.label_names, list(part.notes))
+        kind = tag_kind(part)
+        if kind != "none" and self.kind != "none" and kind != self.kind:
+            # Two batches of different kinds: show the first sentence of each to tag_kind's message.
+            i = next(i for i, tags in enumerate(part.tags) if tags)
+            self.raw.tokens.append(part.tokens[i])
+            self.raw.tags.append(part.tags[i])
+            self.raw.lines.append(part.lines[i])
+            self.raw.documents.append(part.documents[i])
+            tag_kind(self.raw)
+        self.kind = kind if self.kind == "none" else self.kind
+        for i, tags in enumerate(part.tags):
+            new = [t for t in tags if t not in self.seen]
+            if new:
+                self.seen.update(new)
+                self.raw.tokens.append(part.tokens[i])
+                self.raw.tags.append(part.tags[i])
+                self.raw.lines.append(part.lines[i])
+                self.raw.documents.append(part.documents[i])
+        self.count += len(part)
 
 
 def load_labelled_data(
@@ -176,8 +265,17 @@ def load_labelled_data(
     span_alignment: str = "expand",
     overlapping: str = "error",
     label_map: str | dict[str, str] | None = None,
+    sink: Sink | None = None,
+    batch_sentences: int | None = None,
 ) -> LabelledData:
-    """Read every requested split of `data_path` into sentences with integer tags (see module doc)."""
+    """Read every requested split of `data_path` into sentences with integer tags (see module doc).
+
+    sink: where each split's Arrow tables go (default: in memory). With a sink, CoNLL and CoNLL-U
+    files are read in batches of `batch_sentences` (default `tokclf.core.arrowio.BATCH_ROWS`),
+    twice (labels, then ids), so memory holds one batch whatever the file's size; the other
+    formats are read whole, once."""
+    from tokclf.core.arrowio import BATCH_ROWS
+
     if not isinstance(data_path, str):  # several sources: tokclf.data.sources
         paths = [str(p) for p in data_path]
         if len(paths) != 1:
@@ -191,6 +289,7 @@ def load_labelled_data(
                 validation_split_ratio=validation_split_ratio, seed=seed, data_format=data_format,
                 span_alignment=span_alignment, overlapping=overlapping, label_map=label_map)
         data_path = paths[0]
+    batch_sentences = batch_sentences or BATCH_ROWS
     resolved = resolve_data_path(data_path)
     available, origin = _sources(resolved, train_split)
     user_names = parse_label_names(label_names)
@@ -219,10 +318,30 @@ def load_labelled_data(
                             fix="choose different splits for train, validation and test.")
         wanted[requested] = found
 
-    raws: dict[str, RawSplit] = {}
+    readers: dict[str, Callable[[], Iterator[RawSplit]]] = {}
+    streamed: set[str] = set()  # read as batches, twice; the others are read whole, once
     opts = dict(tokens_column=tokens_column, tags_column=tags_column)
     for ours, theirs in wanted.items():
         src = available[theirs]
+        stream = None
+        if isinstance(src, Path) and (sink is not None or max_samples is not None) \
+                and data_format in ("auto", "conll", "conllu"):
+            # With max_samples and no sink: one batch of exactly max_samples sentences, so the
+            # rest of the file is never parsed (a 3,000-sentence try on a large corpus reads 3,000).
+            stream = _streamed(src, conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
+                               conllu_tag=conllu_tag, batch_sentences=batch_sentences if sink is not None else max_samples)
+        if stream is not None and sink is not None:
+            readers[ours] = (lambda stream=stream: (map_split_tags(part, mapping)
+                                                    for part in _head(stream(), max_samples)))
+            streamed.add(ours)
+            continue
+        if stream is not None:
+            first = next(_head(stream(), max_samples), None)
+            if first is None:
+                raise DataError(f"split {ours!r} has no sentences", where=str(src), fix="add data or choose another split.")
+            first = map_split_tags(first, mapping)
+            readers[ours] = (lambda raw=first: iter([raw]))
+            continue
         if isinstance(src, Path):
             raw = read_file(src, conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
                             conllu_tag=conllu_tag, data_format=data_format, span_options=span_options,
@@ -230,14 +349,39 @@ def load_labelled_data(
         else:
             label = f"{origin}[{theirs}]"
             raw = hf.raw_from_dataset(src, source=label, max_samples=max_samples, **opts)
-        if len(raw) == 0:
-            raise DataError(f"split {ours!r} has no sentences", where=raw.source, fix="add data or choose another split.")
-        raws[ours] = raw if raw.annotations is not None else map_split_tags(raw, mapping)
+        raw = raw if raw.annotations is not None else map_split_tags(raw, mapping)
+        readers[ours] = (lambda raw=raw: iter([raw]))
 
-    ids, plan = resolve_labels(raws, train_split, user_names)
-    splits = {name: to_dataset(raws[name], ids[name]) for name in raws}
-    sources = {name: raw.source for name, raw in raws.items()}
-    units = {name: raw.unit for name, raw in raws.items()}
+    # Pass 1: which labels occur (a batched split is read once here and once more to write it; a
+    # split read whole is planned on as it is, so every message is the one it always was).
+    planned: dict[str, RawSplit] = {}
+    for ours, reader in readers.items():
+        if ours in streamed:
+            digest = _Digest()
+            for part in reader():
+                digest.add(part)
+            raw, count = digest.raw, digest.count
+        else:
+            raw = next(reader())
+            count = len(raw)
+        if count == 0 or raw is None:
+            raise DataError(f"split {ours!r} has no sentences", where=raw.source if raw is not None else origin,
+                            fix="add data or choose another split.")
+        planned[ours] = raw
+    plan = plan_labels(planned, train_split, user_names)
+    for ours in (s for s in plan.order if s in streamed):
+        label_ids(planned[ours], plan)  # a tag outside the label names fails here, naming its sentence
+
+    # Pass 2: ids, Arrow tables, one batch at a time, into the sink.
+    write = sink or memory_sink
+    features = _features()
+    splits: dict[str, Any] = {}
+    for ours in plan.order:
+        parts_iter = readers[ours]() if ours in streamed else iter([planned[ours]])
+        splits[ours] = write(ours, (to_table(part, label_ids(part, plan)) for part in parts_iter), features)
+    sources = {name: planned[name].source for name in readers}
+    units = {name: planned[name].unit for name in readers}
+    splits = {name: splits[name] for name in readers}
 
     if validation_split_ratio is not None:
         if valid_split is not None:
@@ -250,9 +394,9 @@ def load_labelled_data(
             notes.append(f"validation: {len(splits[CARVED_VALIDATION_SPLIT])} sentences carved from {train_split!r} "
                          f"(ratio {validation_split_ratio}, seed {seed}).")
 
-    annotations = {name: raw.annotations for name, raw in raws.items() if raw.annotations is not None}
+    annotations = {name: raw.annotations for name, raw in planned.items() if raw.annotations is not None}
     return LabelledData(splits=splits, label_names=plan.names, sources=sources, units=units,
-                        label_origin=plan.origin, notes=notes + plan.notes + [n for r in raws.values() for n in r.notes],
+                        label_origin=plan.origin, notes=notes + plan.notes + [n for r in planned.values() for n in r.notes],
                         annotations=annotations)
 
 

@@ -62,6 +62,9 @@ class LabelPlan:
     names: list[str] | None
     origin: str  # "classlabel" | "strings" | "user" | "none"
     notes: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # train split first
+    # String tags are mapped to ids through `names`; errors say where the names came from.
+    mapped_from: str = ""
 
 
 def parse_label_names(value: list[str] | str | None) -> list[str] | None:
@@ -156,6 +159,14 @@ def resolve_labels(
     raws: dict[str, RawSplit], train_split: str, user_names: list[str] | None
 ) -> tuple[dict[str, list[list[int]]], LabelPlan]:
     """Integer tags for every split, and the names behind them (see module docstring)."""
+    plan = plan_labels(raws, train_split, user_names)
+    return {s: label_ids(raws[s], plan) for s in plan.order}, plan
+
+
+def plan_labels(raws: dict[str, RawSplit], train_split: str, user_names: list[str] | None) -> LabelPlan:
+    """The label names of all splits (see module docstring). `raws` may be whole splits or, for a
+    streaming read, one sentence per distinct tag (the first that has it): only which tags occur,
+    and where first, matters here."""
     kinds = {name: tag_kind(raw) for name, raw in raws.items()}
     order = [train_split] + [s for s in raws if s != train_split]
     notes: list[str] = []
@@ -165,17 +176,7 @@ def resolve_labels(
         names = list(raws[with_classlabel[0]].label_names or [])
         if user_names is not None and user_names != names:
             notes.append("label_names ignored: the dataset's ClassLabel feature names its labels.")
-        index = {n: i for i, n in enumerate(names)}
-        out: dict[str, list[list[int]]] = {}
-        for s in order:
-            raw = raws[s]
-            if kinds[s] == "str":
-                out[s] = _map_strings(raw, index, "the ClassLabel feature")
-            elif raw.label_names is not None and raw.label_names != names:
-                out[s] = _remap_ids(raw, names)
-            else:
-                out[s] = [list(t) for t in raw.tags]
-        return out, LabelPlan(names, "classlabel", notes)
+        return LabelPlan(names, "classlabel", notes, order=order, mapped_from="the ClassLabel feature")
 
     str_splits = [s for s in order if kinds[s] == "str"]
     int_splits = [s for s in order if kinds[s] == "int"]
@@ -195,15 +196,24 @@ def resolve_labels(
                 seen = {t for tags in raws[s].tags for t in tags}
                 names += order_labels(seen - set(names))
             origin, source = "strings", "the data"
-        index = {n: i for i, n in enumerate(names)}
-        return {s: _map_strings(raws[s], index, source) for s in order}, LabelPlan(names, origin, notes)
+        return LabelPlan(names, origin, notes, order=order, mapped_from=source)
 
-    ids = {s: [list(t) for t in raws[s].tags] for s in order}
     if user_names is not None:
-        return ids, LabelPlan(list(user_names), "user", notes)
+        return LabelPlan(list(user_names), "user", notes, order=order)
     notes.append(
         "integer tags without label names: training works, but only token-level metrics are possible; "
         "entity-level (seqeval) metrics need label names (set label_names, e.g. 'O,B-PER,I-PER')."
     )
-    return ids, LabelPlan(None, "none", notes)
+    return LabelPlan(None, "none", notes, order=order)
 
+
+def label_ids(raw: RawSplit, plan: LabelPlan) -> list[list[int]]:
+    """The integer tags of `raw` (a whole split or one batch of it) under `plan`'s names."""
+    kind = tag_kind(raw)
+    if plan.mapped_from and kind == "str":
+        assert plan.names is not None
+        return _map_strings(raw, {n: i for i, n in enumerate(plan.names)}, plan.mapped_from)
+    if plan.origin == "classlabel" and raw.label_names is not None and raw.label_names != plan.names:
+        assert plan.names is not None
+        return _remap_ids(raw, plan.names)
+    return [list(t) for t in raw.tags]

@@ -52,6 +52,8 @@ class Span:
     label: str
     recorded: str | None = None
     ref: str = ""
+    # Why the reader already widened the span (a discontinuous brat mention), for the report.
+    widened: str = ""
 
 
 @dataclass
@@ -321,6 +323,8 @@ def align_doc(doc: SpanDoc, options: SpanOptions, stats: SpanStats) -> AlignedDo
             action = "expanded" if options.alignment == "expand" else "contracted"
             stats.add(AlignmentIssue(here, span.start, span.end, text, label, action,
                                      f"now [{ws}:{we}] {doc.text[ws:we]!r}"))
+        elif span.widened:
+            stats.add(AlignmentIssue(here, span.start, span.end, text, label, "expanded", span.widened))
         placed.append((first, last, Span(span.start, span.end, label, text, span.ref)))
     kept = _resolve_overlaps(doc, placed, options, stats)
     tags = [OUTSIDE] * len(words)

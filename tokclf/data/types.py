@@ -38,9 +38,14 @@ class LabelledData:
     def num_labels(self) -> int:
         if self.label_names is not None:
             return len(self.label_names)
+        import pyarrow.compute as pc
+
+        from tokclf.core.arrowio import dataset_tables
+
         top = -1
         for ds in self.splits.values():
-            for tags in ds[TAGS]:
-                if tags:
-                    top = max(top, max(tags))
+            for table in dataset_tables(ds.select_columns([TAGS])):  # batch by batch, in Arrow
+                value = pc.max(pc.list_flatten(table.column(TAGS))).as_py()
+                if value is not None:
+                    top = max(top, value)
         return top + 1

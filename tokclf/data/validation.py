@@ -13,6 +13,7 @@ plus the word number (1-based) when it concerns one word.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -80,21 +81,26 @@ class ValidationReport:
 
 
 class _Collector:
-    """Problems with a cap per (severity, code, split); overflow becomes one summary problem."""
+    """Problems with a cap per (severity, code, split); overflow becomes one summary problem.
+
+    Splits are checked one streaming pass at a time, so problems arrive split by split; `phase`
+    (rows, labels, BIO, subwords) restores the report's order: every split's row problems first,
+    then label problems, and so on."""
 
     def __init__(self) -> None:
         self.report = ValidationReport()
         self._counts: Counter[tuple[str, str, str]] = Counter()
-        self._first_where: dict[tuple[str, str, str], str] = {}
+        self._phased: list[tuple[int, int, Problem]] = []
 
-    def add(self, severity: str, code: str, split: str, where: str, message: str) -> None:
+    def add(self, severity: str, code: str, split: str, where: str, message: str, phase: int = 0) -> None:
         key = (severity, code, split)
         self._counts[key] += 1
         if self._counts[key] <= MAX_PER_KIND:
-            target = self.report.errors if severity == "error" else self.report.warnings
-            target.append(Problem(severity, code, message, split, where))
+            self._phased.append((phase, len(self._phased), Problem(severity, code, message, split, where)))
 
     def finish(self, sources: dict[str, str]) -> ValidationReport:
+        for _, _, problem in sorted(self._phased, key=lambda item: item[:2]):
+            (self.report.errors if problem.severity == "error" else self.report.warnings).append(problem)
         for (severity, code, split), n in self._counts.items():
             if n > MAX_PER_KIND:
                 target = self.report.errors if severity == "error" else self.report.warnings
@@ -121,9 +127,17 @@ def _name(label_names: list[str] | None, tag: int) -> str:
     return str(tag)
 
 
-def _columns(ds: Any) -> Cols:
-    """Whole columns as Python lists: one Arrow conversion instead of one per row."""
-    return ds[TOKENS][:], ds[TAGS][:], ds[LINE][:]
+# Report phases (see _Collector).
+ROWS, LABELS, BIO, SUBWORDS = range(4)
+
+
+def _batches(ds: Any) -> Iterator[Cols]:
+    """A split as batches of (tokens, tags, lines) lists: one Arrow conversion per batch, and
+    never more than one batch of Python objects at a time."""
+    from tokclf.core.arrowio import dataset_tables
+
+    for table in dataset_tables(ds.select_columns([TOKENS, TAGS, LINE])):
+        yield table.column(TOKENS).to_pylist(), table.column(TAGS).to_pylist(), table.column(LINE).to_pylist()
 
 
 def _check_rows(split: str, cols: Cols, data: LabelledData, out: _Collector) -> None:
@@ -146,13 +160,19 @@ def _check_rows(split: str, cols: Cols, data: LabelledData, out: _Collector) -> 
                 out.add("error", "label-out-of-range", split, where, f"tag {i} is id {tag}, outside {rng}")
 
 
-def _per_source(row_sources: list[str], cols: Cols, names: list[str] | None) -> dict[str, Any]:
+def _per_source(ds: Any, names: list[str] | None) -> dict[str, Any]:
+    """Sentences, words and labels per source of a split, in one more streaming pass (only when
+    the data has several sources)."""
+    from tokclf.core.arrowio import dataset_tables
+
     out: dict[str, Any] = {}
-    for src, tokens, tags in zip(row_sources, cols[0], cols[1]):
-        entry = out.setdefault(src, {"sentences": 0, "tokens": 0, "labels": Counter()})
-        entry["sentences"] += 1
-        entry["tokens"] += len(tokens)
-        entry["labels"].update(_name(names, t) for t in tags)
+    for table in dataset_tables(ds.select_columns([SOURCE, TOKENS, TAGS])):
+        for src, tokens, tags in zip(table.column(SOURCE).to_pylist(), table.column(TOKENS).to_pylist(),
+                                     table.column(TAGS).to_pylist()):
+            entry = out.setdefault(src, {"sentences": 0, "tokens": 0, "labels": Counter()})
+            entry["sentences"] += 1
+            entry["tokens"] += len(tokens)
+            entry["labels"].update(_name(names, t) for t in tags)
     for entry in out.values():
         entry["labels"] = dict(sorted(entry["labels"].items()))
     return out
@@ -181,136 +201,144 @@ def _check_continuity(data: LabelledData, out: _Collector, counts: dict[str, Cou
         shown = ", ".join(map(str, gaps[:20])) + (" ..." if len(gaps) > 20 else "")
         out.add("error", "label-gap", "*", ", ".join(sorted(set(data.sources.values()))),
                 f"tag ids are not contiguous: {shown} never occur(s) between 0 and {max(seen)}; without label names "
-                "ids must be 0..K-1 (set label_names to name every id, or renumber the tags)")
+                "ids must be 0..K-1 (set label_names to name every id, or renumber the tags)", phase=LABELS)
 
 
-def _check_unseen(data: LabelledData, cols: dict[str, Cols], train_split: str, out: _Collector) -> None:
-    """Labels an evaluation split has and train never had: the model cannot predict them."""
-    if train_split not in cols:
-        return
-    train_tags = {t for tags in cols[train_split][1] for t in tags}
-    for split, (_, split_tags, split_lines) in cols.items():
-        if split == train_split:
-            continue
-        first: dict[int, str] = {}
-        for tags, line in zip(split_tags, split_lines):
+class _Unseen:
+    """Labels an evaluation split has and train never had (the model cannot predict them):
+    the first place of each, accumulated batch by batch."""
+
+    def __init__(self, train_tags: set[int]) -> None:
+        self.train_tags = train_tags
+        self.first: dict[int, str] = {}
+
+    def add(self, split: str, cols: Cols, data: LabelledData) -> None:
+        for tags, line in zip(cols[1], cols[2]):
             for t in tags:
-                if t not in train_tags and t not in first:
-                    first[t] = data.where(split, line)
-        if first:
-            listed = "; ".join(f"{_name(data.label_names, t)} (first at {w})" for t, w in sorted(first.items()))
-            out.add("warning", "unseen-label", split, next(iter(first.values())),
-                    f"{len(first)} label(s) never seen in {train_split!r}: {listed}; the model cannot learn them")
+                if t not in self.train_tags and t not in self.first:
+                    self.first[t] = data.where(split, line)
+
+    def finish(self, split: str, train_split: str, data: LabelledData, out: _Collector) -> None:
+        if self.first:
+            listed = "; ".join(f"{_name(data.label_names, t)} (first at {w})" for t, w in sorted(self.first.items()))
+            out.add("warning", "unseen-label", split, next(iter(self.first.values())),
+                    f"{len(self.first)} label(s) never seen in {train_split!r}: {listed}; the model cannot learn them",
+                    phase=LABELS)
 
 
-def _check_bio(data: LabelledData, cols: dict[str, Cols], repair: bool, out: _Collector) -> tuple[LabelledData, int]:
-    names = data.label_names
-    if not is_iob2(names):
-        return data, 0
-    assert names is not None
-    new_names = list(names)
-    index = {n: i for i, n in enumerate(new_names)}
-    new_splits = dict(data.splits)
-    repaired = 0
-    for split, ds in data.splits.items():
-        count = 0
-        examples: list[str] = []
-        first_where = ""
-        fixed_tags: list[list[int]] | None = [] if repair else None
-        for tokens, tags, line in zip(*cols[split]):
-            strings = [_name(names, t) for t in tags]
+class _Bio:
+    """Stray I-X tags (IOB2 forbids an I-X that starts an entity), counted batch by batch; with
+    repair, the B-X labels the repair needs are added to the names in the order first met."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.new_names = list(names)
+        self.index = {n: i for i, n in enumerate(self.new_names)}
+
+    def scan(self, split: str, cols: Cols, data: LabelledData, repair: bool, state: dict[str, Any]) -> None:
+        for tokens, tags, line in zip(*cols):
+            strings = [_name(self.names, t) for t in tags]
             bad = stray_inside(strings)
-            if bad:
-                where = data.where(split, line)
-                first_where = first_where or where
-                for i in bad:
-                    count += 1
-                    if len(examples) < BIO_EXAMPLES:
-                        before = strings[i - 1] if i > 0 else "sentence start"
-                        word = tokens[i] if i < len(tokens) else "?"
-                        examples.append(f"{where}, word {i + 1} {word!r}: {strings[i]} after {before}")
-            if fixed_tags is not None:
-                if bad:
-                    tags = list(tags)
-                    for i in bad:
-                        b = "B-" + strings[i][2:]
-                        if b not in index:  # IOB1-style data may lack B-X: add it, keeping old ids
-                            index[b] = len(new_names)
-                            new_names.append(b)
-                        tags[i] = index[b]
-                fixed_tags.append(tags)
+            if not bad:
+                continue
+            where = data.where(split, line)
+            state["first_where"] = state["first_where"] or where
+            for i in bad:
+                state["count"] += 1
+                if len(state["examples"]) < BIO_EXAMPLES:
+                    before = strings[i - 1] if i > 0 else "sentence start"
+                    word = tokens[i] if i < len(tokens) else "?"
+                    state["examples"].append(f"{where}, word {i + 1} {word!r}: {strings[i]} after {before}")
+                b = "B-" + strings[i][2:]
+                if repair and b not in self.index:  # IOB1-style data may lack B-X: add it, keeping old ids
+                    self.index[b] = len(self.new_names)
+                    self.new_names.append(b)
+
+    def repaired(self, tags: list[int]) -> list[int]:
+        strings = [_name(self.names, t) for t in tags]
+        bad = stray_inside(strings)
+        if not bad:
+            return tags
+        tags = list(tags)
+        for i in bad:
+            tags[i] = self.index["B-" + strings[i][2:]]
+        return tags
+
+    def finish(self, split: str, state: dict[str, Any], repair: bool, out: _Collector) -> None:
+        count = state["count"]
         out.report.stats.setdefault("splits", {}).setdefault(split, {})["bio_violations"] = count
         if count:
             action = "rewritten to B-X (repair_bio=True)" if repair else "set repair_bio=True to rewrite them to B-X"
-            out.add("warning", "bio-stray-inside", split, first_where,
+            out.add("warning", "bio-stray-inside", split, state["first_where"],
                     f"{count} I-X tag(s) start an entity (at sentence start, after O or after another type), "
-                    f"which IOB2 forbids; {action}. First: " + "; ".join(examples))
-        if repair and count and fixed_tags is not None:
-            new_splits[split] = _with_tags(ds, fixed_tags)
-            repaired += count
-    if not repaired:
-        return data, 0
-    added = new_names[len(names):]
-    notes = list(data.notes) + [f"repair_bio: {repaired} stray I-X tag(s) rewritten to B-X"
-                                + (f"; added label(s) {', '.join(added)}" if added else "")]
-    return replace(data, splits=new_splits, label_names=new_names, notes=notes), repaired
+                    f"which IOB2 forbids; {action}. First: " + "; ".join(state["examples"]), phase=BIO)
 
 
-def _with_tags(ds: Any, tags: list[list[int]]) -> Any:
-    """A copy of `ds` with new tags. Rebuilt from lists (not add_column): a carved split has an
-    indices mapping that add_column would flatten with a progress bar, and this is as fast."""
-    from datasets import Dataset
+def _with_repaired_tags(ds: Any, bio: _Bio) -> Any:
+    """`ds` with its stray I-X tags rewritten to B-X, batch by batch (datasets.map: in memory for
+    an in-memory split, to a temporary Arrow file for one on disk)."""
+    def fix(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return {TAGS: [bio.repaired(tags) for tags in batch[TAGS]]}
 
-    columns = {name: (tags if name == TAGS else ds[name][:]) for name in ds.column_names}
-    return Dataset.from_dict(columns, features=ds.features)
+    from tokclf.core.arrowio import BATCH_ROWS
+
+    return ds.map(fix, batched=True, batch_size=BATCH_ROWS, load_from_cache_file=False)
 
 
-def _subword_stats(split: str, cols: Cols, data: LabelledData, tokenizer: Any, max_seq_length: int,
-                   out: _Collector) -> dict[str, Any]:
-    """Sentences too long for one window, words plain truncation would cut, words with no subword."""
-    special = int(tokenizer.num_special_tokens_to_add(pair=False))
-    budget = max_seq_length - special
-    over = cut = empty = longest = 0
-    first_over = first_empty = ""
-    empty_examples: list[str] = []
-    tokens_col, _, lines = cols
-    for start in range(0, len(tokens_col), TOKENIZE_BATCH):
-        batch = tokens_col[start:start + TOKENIZE_BATCH]
-        # One call per batch: the Rust tokenizer parallelises and the Python loop stays short.
-        enc = tokenizer(batch, is_split_into_words=True, add_special_tokens=False, truncation=False,
-                        return_attention_mask=False, return_token_type_ids=False)
-        for j, ids in enumerate(enc["input_ids"]):
-            n = len(ids)
-            longest = max(longest, n + special)
-            words = batch[j]
-            if not words:
-                continue
-            word_ids = enc.word_ids(j)
-            present = {w for w in word_ids if w is not None}
-            if len(present) < len(words):
-                lost = [i for i in range(len(words)) if i not in present]
-                empty += len(lost)
-                where = data.where(split, lines[start + j])
-                first_empty = first_empty or where
-                for i in lost:
-                    if len(empty_examples) < BIO_EXAMPLES:
-                        empty_examples.append(f"{where}, word {i + 1} {words[i]!r}")
-            if n > budget:
-                over += 1
-                first_over = first_over or data.where(split, lines[start + j])
-                cut += len({w for w in word_ids[budget:] if w is not None})
-    if over:
-        out.add("warning", "long-sentences", split, first_over,
-                f"{over} sentence(s) need more than max_seq_length={max_seq_length} subword tokens "
-                f"(incl. {special} special); plain truncation would cut {cut} word(s). tokclf covers them with "
-                "overlapping windows (stride), so nothing is lost")
-    if empty:
-        out.add("warning", "words-without-subwords", split, first_empty,
-                f"{empty} word(s) produce no subword token with this tokenizer (they get no prediction and "
-                "count as missed at evaluation); e.g. " + "; ".join(empty_examples))
-    return {"sentences_over_max_seq_length": over, "words_cut_by_truncation": cut,
-            "words_without_subwords": empty, "longest_subword_length": longest,
-            "max_seq_length": max_seq_length, "special_tokens": special}
+class _SubwordStats:
+    """Sentences too long for one window, words plain truncation would cut, words with no subword:
+    accumulated over batches of sentences."""
+
+    def __init__(self, tokenizer: Any, max_seq_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.special = int(tokenizer.num_special_tokens_to_add(pair=False))
+        self.budget = max_seq_length - self.special
+        self.over = self.cut = self.empty = self.longest = 0
+        self.first_over = self.first_empty = ""
+        self.empty_examples: list[str] = []
+
+    def add(self, split: str, cols: Cols, data: LabelledData) -> None:
+        tokens_col, _, lines = cols
+        for start in range(0, len(tokens_col), TOKENIZE_BATCH):
+            batch = tokens_col[start:start + TOKENIZE_BATCH]
+            # One call per batch: the Rust tokenizer parallelises and the Python loop stays short.
+            enc = self.tokenizer(batch, is_split_into_words=True, add_special_tokens=False, truncation=False,
+                                 return_attention_mask=False, return_token_type_ids=False)
+            for j, ids in enumerate(enc["input_ids"]):
+                n = len(ids)
+                self.longest = max(self.longest, n + self.special)
+                words = batch[j]
+                if not words:
+                    continue
+                word_ids = enc.word_ids(j)
+                present = {w for w in word_ids if w is not None}
+                if len(present) < len(words):
+                    lost = [i for i in range(len(words)) if i not in present]
+                    self.empty += len(lost)
+                    where = data.where(split, lines[start + j])
+                    self.first_empty = self.first_empty or where
+                    for i in lost:
+                        if len(self.empty_examples) < BIO_EXAMPLES:
+                            self.empty_examples.append(f"{where}, word {i + 1} {words[i]!r}")
+                if n > self.budget:
+                    self.over += 1
+                    self.first_over = self.first_over or data.where(split, lines[start + j])
+                    self.cut += len({w for w in word_ids[self.budget:] if w is not None})
+
+    def finish(self, split: str, out: _Collector) -> dict[str, Any]:
+        if self.over:
+            out.add("warning", "long-sentences", split, self.first_over,
+                    f"{self.over} sentence(s) need more than max_seq_length={self.max_seq_length} subword tokens "
+                    f"(incl. {self.special} special); plain truncation would cut {self.cut} word(s). tokclf covers "
+                    "them with overlapping windows (stride), so nothing is lost", phase=SUBWORDS)
+        if self.empty:
+            out.add("warning", "words-without-subwords", split, self.first_empty,
+                    f"{self.empty} word(s) produce no subword token with this tokenizer (they get no prediction and "
+                    "count as missed at evaluation); e.g. " + "; ".join(self.empty_examples), phase=SUBWORDS)
+        return {"sentences_over_max_seq_length": self.over, "words_cut_by_truncation": self.cut,
+                "words_without_subwords": self.empty, "longest_subword_length": self.longest,
+                "max_seq_length": self.max_seq_length, "special_tokens": self.special}
 
 
 def validate_data(
@@ -326,7 +354,9 @@ def validate_data(
     """Check every split of `data`; returns the (BIO-repaired, when asked) data and the report.
 
     train_split is the reference for unseen labels; valid_split/test_split are recorded in the
-    stats (every split present in `data` is checked).
+    stats (every split present in `data` is checked). Each split is read in one streaming pass
+    (`tokclf.core.arrowio.BATCH_ROWS` sentences at a time, train first so that unseen labels are
+    known), every check accumulating over batches: memory holds one batch and the counts.
     """
     out = _Collector()
     stats = out.report.stats
@@ -334,34 +364,68 @@ def validate_data(
                   "num_labels": data.num_labels, "roles": {"train": train_split, "validation": valid_split,
                                                            "test": test_split}, "notes": list(data.notes)})
     per_split = stats.setdefault("splits", {})
+    for split in data.splits:
+        per_split[split] = {}
+    fast = tokenizer is not None and getattr(tokenizer, "is_fast", False)
+    if tokenizer is not None and not fast:
+        out.add("warning", "slow-tokenizer", "*", type(tokenizer).__name__,
+                "the tokenizer is not a fast (Rust) tokenizer: subword length checks skipped", phase=SUBWORDS)
+    bio = _Bio(list(data.label_names)) if is_iob2(data.label_names) and data.label_names is not None else None
     counts: dict[str, Counter] = {}
-    cols = {split: _columns(ds) for split, ds in data.splits.items()}
-    for split, ds in data.splits.items():
-        _check_rows(split, cols[split], data, out)
-        c: Counter = Counter(t for tags in cols[split][1] for t in tags)
+    order = [train_split] * (train_split in data.splits) + [s for s in data.splits if s != train_split]
+    to_repair: list[str] = []
+    for split in order:
+        c: Counter = Counter()
+        tokens = 0
+        unseen = _Unseen(set(counts[train_split])) if split != train_split and train_split in counts else None
+        bio_state: dict[str, Any] = {"count": 0, "examples": [], "first_where": ""}
+        subwords = _SubwordStats(tokenizer, max_seq_length) if fast else None
+        for cols in _batches(data.splits[split]):
+            _check_rows(split, cols, data, out)
+            c.update(t for tags in cols[1] for t in tags)
+            tokens += sum(len(t) for t in cols[0])
+            if unseen is not None:
+                unseen.add(split, cols, data)
+            if bio is not None:
+                bio.scan(split, cols, data, repair_bio, bio_state)
+            if subwords is not None:
+                subwords.add(split, cols, data)
         counts[split] = c
-        per_split.setdefault(split, {}).update({
+        per_split[split].update({
             "source": data.sources.get(split, split),
-            "sentences": len(ds),
-            "tokens": sum(len(t) for t in cols[split][0]),
+            "sentences": len(data.splits[split]),
+            "tokens": tokens,
             "labels": {_name(data.label_names, t): n for t, n in sorted(c.items())},
         })
-        if SOURCE in ds.column_names:  # several sources: the same counts per source
-            per_split[split]["by_source"] = _per_source(ds[SOURCE][:], cols[split], data.label_names)
+        if unseen is not None:
+            unseen.finish(split, train_split, data, out)
+        if bio is not None:
+            bio.finish(split, bio_state, repair_bio, out)
+            if repair_bio and bio_state["count"]:
+                to_repair.append(split)
+        if subwords is not None:
+            per_split[split]["subwords"] = subwords.finish(split, out)
+        if SOURCE in data.splits[split].column_names:  # several sources: the same counts per source
+            per_split[split]["by_source"] = _per_source(data.splits[split], data.label_names)
     _report_alignment(data, out)
     _check_continuity(data, out, counts)
-    _check_unseen(data, cols, train_split, out)
-    data, repaired = _check_bio(data, cols, repair_bio, out)
+    repaired = 0
+    if bio is not None and to_repair:
+        repaired = sum(per_split[s]["bio_violations"] for s in to_repair)
+        splits = {name: _with_repaired_tags(ds, bio) if name in to_repair else ds for name, ds in data.splits.items()}
+        added = bio.new_names[len(bio.names):]
+        notes = list(data.notes) + [f"repair_bio: {repaired} stray I-X tag(s) rewritten to B-X"
+                                    + (f"; added label(s) {', '.join(added)}" if added else "")]
+        data = replace(data, splits=splits, label_names=bio.new_names, notes=notes)
     out.report.repaired = repaired
     if repaired:
         stats["label_names"], stats["num_labels"] = data.label_names, data.num_labels
-    if tokenizer is not None:
-        if not getattr(tokenizer, "is_fast", False):
-            out.add("warning", "slow-tokenizer", "*", type(tokenizer).__name__,
-                    "the tokenizer is not a fast (Rust) tokenizer: subword length checks skipped")
-        else:
-            for split in data.splits:
-                per_split[split]["subwords"] = _subword_stats(split, cols[split], data, tokenizer, max_seq_length, out)
+    # Keys in the order of the report before streaming (rows stats, then BIO, then subwords).
+    # Keys added since (by_source, spans) follow them: reordering must never drop a statistic.
+    order = ("source", "sentences", "tokens", "labels", "bio_violations", "subwords")
+    for split in per_split:
+        entry = per_split[split]
+        per_split[split] = {k: entry[k] for k in order if k in entry} | {k: v for k, v in entry.items() if k not in order}
     return data, out.finish(data.sources)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from tokclf.data.schemes import as_iobes, entity_types, is_bio
 
-__all__ = ["compute_metrics", "is_bio"]
+__all__ = ["WordScores", "compute_metrics", "is_bio"]
 
 
 def compute_metrics(
@@ -38,62 +38,79 @@ def compute_metrics(
     Empty input gives zeros, never a warning. gold/pred may be any iterables of sequences (a
     datasets Column, numpy arrays): they are read once into plain lists.
     """
-    gold = [[int(v) for v in s] for s in gold]
-    pred = [[int(v) for v in s] for s in pred]
-    _check_shapes(gold, pred, label_names)
-    num_words = sum(len(s) for s in gold)
-    correct = sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
-    base = {
-        "accuracy": _ratio(correct, num_words),
-        "num_words": num_words,
-        "num_sentences": len(gold),
-    }
-    if label_names is not None and is_bio(label_names):
-        return {**_entity_scores(gold, pred, label_names), **base, "scheme": "entity"}
-    names = [str(i) for i in range(_num_ids(gold, pred))] if label_names is None else list(label_names)
-    out = {**_token_scores(gold, pred, names), **base, "scheme": "token"}
-    if label_names is None:
-        out["note"] = "token-level scores over tag ids: entity-level metrics need label names (BIO tags)"
-    else:
-        out["note"] = "labels are not BIO: token-level scores; precision = recall = f1 = accuracy (micro average over words)"
-    return out
+    scores = WordScores(label_names)
+    scores.add(gold, pred)
+    return scores.result()
 
 
-def _entity_scores(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]], names: Sequence[str]) -> dict[str, Any]:
-    from seqeval.metrics.sequence_labeling import get_entities
+class WordScores:
+    """`compute_metrics` accumulated over chunks of sentences: `add` each chunk's gold and
+    predicted labels, then `result()` gives exactly what one call on all of them would (entities
+    never cross sentences, and every count is a sum), while memory holds one chunk and the counts
+    (evaluation of a large split streams its predictions in here)."""
 
-    bio_names = [as_iobes(n) for n in names]
-    with warnings.catch_warnings():
-        # seqeval warns on tags it does not know; ours passed is_bio, so silence any noise.
-        warnings.simplefilter("ignore")
-        # A list of sentences is read as one sequence with "O" between sentences, so no entity
-        # crosses a sentence boundary; offsets are positions in that joined sequence.
-        gold_entities = set(get_entities([[bio_names[i] for i in s] for s in gold]))
-        pred_entities = set(get_entities([[bio_names[i] for i in s] for s in pred]))
-    hits = Counter(t for t, _, _ in gold_entities & pred_entities)
-    gold_count = Counter(t for t, _, _ in gold_entities)
-    pred_count = Counter(t for t, _, _ in pred_entities)
+    def __init__(self, label_names: Sequence[str] | None) -> None:
+        self.label_names = None if label_names is None else list(label_names)
+        self.entity = self.label_names is not None and is_bio(self.label_names)
+        self.bio_names = [as_iobes(n) for n in self.label_names] if self.entity and self.label_names else []
+        self.num_words = self.num_sentences = self.correct = self.top = 0
+        self.hits: Counter = Counter()
+        self.gold_count: Counter = Counter()
+        self.pred_count: Counter = Counter()
+        self.gold_total = self.pred_total = 0
 
-    types = entity_types(names)
-    types += sorted((set(gold_count) | set(pred_count)) - set(types))
-    per_type = {t: _prf(hits[t], pred_count[t], gold_count[t]) for t in types}
-    overall = _prf(sum(hits.values()), len(pred_entities), len(gold_entities))
-    overall.pop("support")
-    return {**overall, "per_type": per_type}
+    def add(self, gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]]) -> None:
+        gold = [[int(v) for v in s] for s in gold]
+        pred = [[int(v) for v in s] for s in pred]
+        _check_shapes(gold, pred, self.label_names, first=self.num_sentences)
+        self.num_words += sum(len(s) for s in gold)
+        self.num_sentences += len(gold)
+        self.correct += sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
+        self.top = max(self.top, _num_ids(gold, pred))
+        if self.entity:
+            self._add_entities(gold, pred)
+            return
+        for gs, ps in zip(gold, pred):
+            self.gold_count.update(gs)
+            self.pred_count.update(ps)
+            self.hits.update(g for g, p in zip(gs, ps) if g == p)
 
+    def _add_entities(self, gold: list[list[int]], pred: list[list[int]]) -> None:
+        from seqeval.metrics.sequence_labeling import get_entities
 
-def _token_scores(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]], names: list[str]) -> dict[str, Any]:
-    hits: Counter[int] = Counter()
-    gold_count: Counter[int] = Counter()
-    pred_count: Counter[int] = Counter()
-    for gs, ps in zip(gold, pred):
-        gold_count.update(gs)
-        pred_count.update(ps)
-        hits.update(g for g, p in zip(gs, ps) if g == p)
-    per_type = {name: _prf(hits[i], pred_count[i], gold_count[i]) for i, name in enumerate(names)}
-    total = sum(gold_count.values())
-    micro = _ratio(sum(hits.values()), total)
-    return {"precision": micro, "recall": micro, "f1": micro, "per_type": per_type}
+        with warnings.catch_warnings():
+            # seqeval warns on tags it does not know; ours passed is_bio, so silence any noise.
+            warnings.simplefilter("ignore")
+            # A list of sentences is read as one sequence with "O" between sentences, so no entity
+            # crosses a sentence boundary; offsets are positions in that joined sequence.
+            gold_entities = set(get_entities([[self.bio_names[i] for i in s] for s in gold]))
+            pred_entities = set(get_entities([[self.bio_names[i] for i in s] for s in pred]))
+        self.hits.update(t for t, _, _ in gold_entities & pred_entities)
+        self.gold_count.update(t for t, _, _ in gold_entities)
+        self.pred_count.update(t for t, _, _ in pred_entities)
+        self.gold_total += len(gold_entities)
+        self.pred_total += len(pred_entities)
+
+    def result(self) -> dict[str, Any]:
+        base = {"accuracy": _ratio(self.correct, self.num_words), "num_words": self.num_words,
+                "num_sentences": self.num_sentences}
+        if self.entity:
+            assert self.label_names is not None
+            types = entity_types(self.label_names)
+            types += sorted((set(self.gold_count) | set(self.pred_count)) - set(types))
+            per_type = {t: _prf(self.hits[t], self.pred_count[t], self.gold_count[t]) for t in types}
+            overall = _prf(sum(self.hits.values()), self.pred_total, self.gold_total)
+            overall.pop("support")
+            return {**overall, "per_type": per_type, **base, "scheme": "entity"}
+        names = [str(i) for i in range(self.top)] if self.label_names is None else self.label_names
+        per_type = {name: _prf(self.hits[i], self.pred_count[i], self.gold_count[i]) for i, name in enumerate(names)}
+        micro = _ratio(sum(self.hits.values()), sum(self.gold_count.values()))
+        out = {"precision": micro, "recall": micro, "f1": micro, "per_type": per_type, **base, "scheme": "token"}
+        if self.label_names is None:
+            out["note"] = "token-level scores over tag ids: entity-level metrics need label names (BIO tags)"
+        else:
+            out["note"] = "labels are not BIO: token-level scores; precision = recall = f1 = accuracy (micro average over words)"
+        return out
 
 
 def _prf(hits: int, predicted: int, actual: int) -> dict[str, Any]:
@@ -117,15 +134,16 @@ def _num_ids(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]]) -> in
     return top + 1
 
 
-def _check_shapes(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]], label_names: Sequence[str] | None) -> None:
+def _check_shapes(gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]], label_names: Sequence[str] | None,
+                  first: int = 0) -> None:
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted ones")
-    for i, (gs, ps) in enumerate(zip(gold, pred)):
+    for i, (gs, ps) in enumerate(zip(gold, pred), first):
         if len(gs) != len(ps):
             raise ValueError(f"sentence {i}: {len(gs)} gold labels but {len(ps)} predicted ones")
     limit = len(label_names) if label_names is not None else None
     for kind, seqs in (("gold", gold), ("predicted", pred)):
-        for i, s in enumerate(seqs):
+        for i, s in enumerate(seqs, first):
             for v in s:
                 if v < 0 or (limit is not None and v >= limit):
                     allowed = f"0..{limit - 1}" if limit is not None else "non-negative ids"

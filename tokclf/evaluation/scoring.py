@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.columns import SOURCE, TAGS
+from tokclf.inference.decoding import LEGACY_DECODING
 from tokclf.inference.forward import DEFAULT_MAX_BATCH, DEFAULT_TOKEN_BUDGET
 
 log = logging.getLogger("tokclf")
@@ -30,12 +31,15 @@ def predict_words(
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     mixed_precision: str | None = None,
     features: Any = None,
+    label_names: Sequence[str] | None = None,
+    decoding: str = LEGACY_DECODING,
 ) -> list[list[int]]:
     """One predicted label id per word of every sentence (a PyTorch model, in eval mode for the
     pass and back to its previous mode afterwards). `features`: the split already tokenized with
-    the same settings (the pipeline's tokenize stage, or the run's validation features)."""
+    the same settings (the pipeline's tokenize stage, or the run's validation features).
+    `decoding` (`tokclf.inference.decoding`) uses `label_names` for the tagging scheme."""
     from tokclf.inference.backends import TorchBackend
-    from tokclf.inference.decoding import decode
+    from tokclf.inference.decoding import decode_sentences
     from tokclf.inference.forward import word_probabilities
     from tokclf.text.features import tokenize_split
 
@@ -53,7 +57,12 @@ def predict_words(
         )
     finally:
         model.train(was_training)
-    return [decode(p)[0].tolist() for p in chosen.split(probs)]
+    return [ids.tolist() for ids, _ in decode_sentences(chosen.split(probs), label_names, decoding)]
+
+
+# Sentences per chunk when a split is scored: the forward pass's inputs and word probabilities
+# and the predicted labels are held for one chunk at a time, never for the whole split.
+SCORE_CHUNK = 8192
 
 
 def score_sentences(
@@ -61,13 +70,46 @@ def score_sentences(
     tokenizer: Any,
     sentences: Any,
     label_names: list[str] | None,
+    *,
+    features: Any = None,
+    chunk_sentences: int = SCORE_CHUNK,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """`compute_metrics` of `predict_words` against the split's gold tags."""
-    from tokclf.evaluation.metrics import compute_metrics
+    """`compute_metrics` of `predict_words` against the split's gold tags, streamed: the split is
+    predicted `chunk_sentences` at a time and each chunk's words go into the metric's counts
+    (`tokclf.evaluation.metrics.WordScores`), so evaluating a large split during training holds
+    one chunk's probabilities, never all of them."""
+    import numpy as np
 
-    pred = predict_words(model, tokenizer, sentences, **kwargs)
-    return compute_metrics(sentences[TAGS], pred, label_names)
+    from tokclf.evaluation.metrics import WordScores
+
+    scores = WordScores(label_names)
+    n = len(sentences)
+    gold = sentences.select_columns([TAGS]).with_format("arrow")
+    if features is not None:
+        examples = features.select_columns(["example"]).with_format("arrow")[:].column("example").to_numpy()
+        bounds = np.searchsorted(examples, np.arange(0, n + chunk_sentences, chunk_sentences).clip(max=n))
+    for c, lo in enumerate(range(0, n, chunk_sentences)):
+        hi = min(n, lo + chunk_sentences)
+        part = sentences if (lo, hi) == (0, n) else sentences.select(range(lo, hi))
+        part_features = None if features is None else _rebased(features, int(bounds[c]), int(bounds[c + 1]), lo)
+        pred = predict_words(model, tokenizer, part, features=part_features, label_names=label_names, **kwargs)
+        scores.add(gold[lo:hi].column(TAGS).to_pylist(), pred)
+    metrics = scores.result()
+    metrics["decoding"] = kwargs.get("decoding", LEGACY_DECODING)
+    return metrics
+
+
+def _rebased(features: Any, start: int, end: int, first_example: int) -> Any:
+    """Feature rows [start, end) as a Dataset whose `example` counts from that chunk's first sentence."""
+    import pyarrow.compute as pc
+    from datasets import Dataset
+
+    if (start, end) == (0, len(features)) and first_example == 0:
+        return features
+    table = features.with_format("arrow")[start:end]
+    column = table.schema.get_field_index("example")
+    return Dataset(table.set_column(column, "example", pc.subtract(table.column("example"), first_example)))
 
 
 def flat_scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -114,19 +156,21 @@ def evaluate(
     max_seq_length: int | None = None,
     stride: int | None = None,
     output: str | Path | None = None,
+    decoding: str | None = None,
     **data_kwargs: Any,
 ) -> dict[str, Any]:
     """Score a trained model on one split of any data tokclf reads; word level, windows merged.
 
     String tags are mapped through the model's own label names, so a tag the model does not know
     is an error naming its place. `max_seq_length`/`stride` default to the training run's values;
-    `batch_size` caps the rows of a batch (the forward pass also caps its tokens).
+    `batch_size` caps the rows of a batch (the forward pass also caps its tokens). `decoding`
+    defaults to the training run's (`tokclf.inference.loading.decoding_setting`).
     """
     from tokclf.core.fileio import write_json
     from tokclf.core.hardware import check_precision
     from tokclf.data.ingest import load_labelled_data
     from tokclf.evaluation.metrics import compute_metrics
-    from tokclf.inference.loading import load_trained, window_settings
+    from tokclf.inference.loading import decoding_setting, load_trained, window_settings
 
     check_precision(mixed_precision)
     model, tokenizer, label_names, saved = load_trained(model_dir)
@@ -137,8 +181,10 @@ def evaluate(
     sentences = data.splits[split]
     length, overlap = window_settings(saved, max_seq_length, stride)
     pred = predict_words(model, tokenizer, sentences, max_seq_length=length, stride=overlap,
-                         batch_size=batch_size, mixed_precision=mixed_precision)
+                         batch_size=batch_size, mixed_precision=mixed_precision, label_names=label_names,
+                         decoding=decoding_setting(saved, decoding))
     metrics = compute_metrics(sentences[TAGS], pred, label_names)
+    metrics["decoding"] = decoding_setting(saved, decoding)
     if SOURCE in sentences.column_names:
         # Several sources (tokclf.data.sources): the same scores for each source's sentences.
         row_sources, gold = sentences[SOURCE][:], sentences[TAGS][:]

@@ -68,10 +68,11 @@ def export_model(
 
     import torch
 
-    from tokclf.inference.loading import load_trained, window_settings
+    from tokclf.inference.loading import decoding_setting, load_trained, window_settings
 
     model, tokenizer, names, saved = load_trained(str(model_dir))
     length, overlap = window_settings(saved)
+    decoding = decoding_setting(saved)
     model = model.to("cpu").eval()
     num_labels = model.config.num_labels
     id2label = {i: (names[i] if names else model.config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels)}
@@ -117,6 +118,7 @@ def export_model(
             "labels": [id2label[i] for i in range(num_labels)],
             "max_seq_length": length,
             "stride": overlap,
+            "decoding": decoding,
             "source_model": str(model_dir),
             "opset": opset,
             "exporter": exporter,

@@ -9,6 +9,7 @@ from typing import Any
 
 from tokclf.core.errors import TokclfError
 from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_STRIDE
+from tokclf.inference.decoding import DECODINGS, LEGACY_DECODING
 
 # Written by `tokclf export` beside the .onnx files: which file holds which precision, labels, windows.
 ONNX_MANIFEST = "tokclf_export.json"
@@ -79,3 +80,14 @@ def window_settings(saved: dict[str, Any], max_seq_length: int | None = None,
     if overlap * 2 >= length - 2:
         overlap = max(0, (length - 3) // 2)
     return length, overlap
+
+
+def decoding_setting(saved: dict[str, Any], decoding: str | None = None) -> str:
+    """The decoding to run a model with: the caller's, else the training run's (training_params.json
+    or the ONNX manifest record `decoding`), else LEGACY_DECODING (argmax: what a folder from before
+    the setting existed, or a model trained elsewhere, was scored with)."""
+    chosen = decoding or saved.get("decoding") or LEGACY_DECODING
+    if chosen not in DECODINGS:
+        raise TokclfError(f"unknown decoding {chosen!r}", where="decoding",
+                          fix=f"use one of: {', '.join(DECODINGS)}.")
+    return str(chosen)

@@ -17,7 +17,8 @@ How a text becomes predictions:
   prediction from the window where it sits farthest from an edge.
 - The model runs in the one batched forward pass (`tokclf.inference.forward`), in bf16 where the
   CPU (AVX512-BF16/AMX) or GPU supports it; each word's label is chosen by
-  `tokclf.inference.decoding` and its score is that label's probability.
+  `tokclf.inference.decoding` (the training run's `decoding`: Viterbi over the scheme's valid
+  sequences, or argmax) and its score is that label's probability.
 - Entities group words by the BIO/IOBES tags exactly as `tokclf.evaluation.metrics` scores them
   (`tokclf.inference.entities`); an entity's score is the mean of its words' scores. Label sets
   that are not BIO (POS tags) give tags and no entities.
@@ -54,12 +55,14 @@ class Predictor:
         batch_size: int = DEFAULT_MAX_BATCH,
         max_seq_length: int | None = None,
         stride: int | None = None,
+        decoding: str | None = None,
     ) -> None:
         import json
 
         from tokclf.core.hardware import resolve_precision
         from tokclf.core.resources import resolve_model_path
         from tokclf.inference.loading import (
+            decoding_setting,
             find_onnx,
             load_trained,
             read_manifest,
@@ -102,13 +105,16 @@ class Predictor:
         self.label_names: list[str] = list(names)
         self.is_bio = is_bio(self.label_names)
         self.max_seq_length, self.stride = window_settings(saved, max_seq_length, stride)
+        # The training run's decoding (training_params.json / the ONNX manifest) unless overridden.
+        self.decoding = decoding_setting(saved, decoding)
         self.token_budget = token_budget
         self.batch_size = batch_size
 
     @property
     def description(self) -> dict[str, Any]:
         return {"model": self.source, "backend": self.backend.name, "precision": self.backend.precision,
-                "labels": self.label_names, "max_seq_length": self.max_seq_length, "stride": self.stride}
+                "labels": self.label_names, "max_seq_length": self.max_seq_length, "stride": self.stride,
+                "decoding": self.decoding}
 
     # -- words in, tags out ---------------------------------------------------------------------
 
@@ -116,7 +122,7 @@ class Predictor:
         """One label id and its probability per word of every sentence (empty ones included)."""
         import datasets
 
-        from tokclf.inference.decoding import decode
+        from tokclf.inference.decoding import decode_sentences
         from tokclf.inference.forward import word_probabilities
         from tokclf.text.features import tokenize_split
 
@@ -131,8 +137,8 @@ class Predictor:
                                   strategy="first", label_names=None, with_labels=False)
         chosen, word_probs = word_probabilities(self.backend, features, len(keep), token_budget=self.token_budget,
                                                 max_batch=self.batch_size, pad_token_id=self.tokenizer.pad_token_id or 0)
-        for j, sentence_probs in enumerate(chosen.split(word_probs)):
-            word_ids, word_scores = decode(sentence_probs)
+        decoded = decode_sentences(chosen.split(word_probs), self.label_names, self.decoding)
+        for j, (word_ids, word_scores) in enumerate(decoded):
             ids[keep[j]] = word_ids.tolist()
             probs[keep[j]] = word_scores.astype(float).tolist()
         return ids, probs
@@ -174,6 +180,7 @@ def predict(
     max_seq_length: int | None = None,
     stride: int | None = None,
     progress: bool = False,
+    decoding: str | None = None,
 ) -> list[PredictionRecord]:
     """Tag `inputs` (see the module docstring) with a model folder, an ONNX export or a Predictor.
 
@@ -184,7 +191,7 @@ def predict(
     """
     predictor = model if isinstance(model, Predictor) else Predictor(
         model, mixed_precision=mixed_precision, token_budget=token_budget, batch_size=batch_size,
-        max_seq_length=max_seq_length, stride=stride,
+        max_seq_length=max_seq_length, stride=stride, decoding=decoding,
     )
     return predictor.predict(inputs, progress=progress)
 

@@ -335,6 +335,11 @@ class ServerThread:
         self.sock.close()
 
 
+def _stopped(signum: int, frame: Any) -> None:
+    log.info("stopped by SIGTERM")
+    raise SystemExit(0)
+
+
 def serve(
     model: str,
     *,
@@ -344,14 +349,26 @@ def serve(
     mixed_precision: str | None = "auto",
     token_budget: int | None = None,
     log_level: str = "info",
+    decoding: str | None = None,
 ) -> None:
-    """Load the model, then serve it until interrupted (Ctrl-C)."""
+    """Load the model, then serve it until interrupted (Ctrl-C) or stopped (SIGTERM: in-flight
+    requests finish, then the process exits 0)."""
+    import signal
+    import threading
+
     import uvicorn
+
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal under the handler
+        # that was there before it; with the default one the process died of the signal (-15)
+        # after a clean shutdown. This handler turns that into a normal exit.
+        signal.signal(signal.SIGTERM, _stopped)
 
     from tokclf.inference.forward import DEFAULT_TOKEN_BUDGET
     from tokclf.inference.predictor import Predictor
 
-    predictor = Predictor(model, mixed_precision=mixed_precision, token_budget=token_budget or DEFAULT_TOKEN_BUDGET)
+    predictor = Predictor(model, mixed_precision=mixed_precision, token_budget=token_budget or DEFAULT_TOKEN_BUDGET,
+                          decoding=decoding)
     predictor.predict(["warm up ."])
     app = create_app(predictor, settings)
     log.info("serving %s (%s, %s) on http://%s:%d", model, predictor.backend.name, predictor.backend.precision, host, port)

@@ -18,7 +18,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.core.fileio import write_json
-from tokclf.core.params import TokenClassificationParams
+from tokclf.core.params import NOT_TRAINING_KEYS, TokenClassificationParams
 from tokclf.pipeline.paths import STAMP
 
 KEY_VERSION = 1                     # bump when a stage's output format changes
@@ -39,11 +39,6 @@ VALIDATE_KEYS = ("train_split", "valid_split", "test_split", "validation_split_r
 TOKENIZE_KEYS = ("train_split", "max_seq_length", "stride", "subword_labels")
 
 
-# Keys that do not change the trained model (left out of its parameter hash).
-NOT_TRAINING_KEYS = frozenset({
-    "project_name", "push_to_hub", "username", "token", "log", "hub_private", "publish_tolerance",
-    "force_publish",
-})
 
 
 # Files that define a tokenizer (hashed for the tokenize cache key).

@@ -128,7 +128,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
     what was versioned; messages name the source as `source_name` (default: data_path as given),
     so the outputs do not depend on where the project folder is."""
     from tokclf.core.resources import resolve_data_path
-    from tokclf.data.ingest import load_labelled_data, span_kwargs
+    from tokclf.data.ingest import disk_sink, load_labelled_data, span_kwargs
 
     raw_target = Path(raw_dir).expanduser().resolve()
     paths = [params.data_path] if isinstance(params.data_path, str) else list(params.data_path)
@@ -151,17 +151,21 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
         read_from = read_list[0]
         write_stamp(raw_tmp, "ingest", key, source=given if isinstance(given, str) else " + ".join(shown_list))
         with replaced_dir(out_dir) as out:
+            # Splits are written batch by batch to a scratch folder as they are read, then into
+            # place (through a carved split's indices when there is one); memory holds a batch.
+            scratch = out / ".ingest-parts"
             data = load_labelled_data(
                 str(read_from) if len(read_list) == 1 else [str(p) for p in read_list], tokens_column=params.tokens_column, tags_column=params.tags_column,
                 train_split=params.train_split, valid_split=params.valid_split, test_split=params.test_split,
                 max_samples=params.max_samples, label_names=params.label_names,
                 conll_token_column=params.conll_token_column, conll_tag_column=params.conll_tag_column,
                 conllu_tag=params.conllu_tag, validation_split_ratio=params.validation_split_ratio, seed=params.seed,
-                **span_kwargs(params),
+                sink=disk_sink(scratch), **span_kwargs(params),
             )
             # Messages name the user's source, not the snapshot.
             data = _name_sources(data, dict(zip(map(str, read_list), map(str, shown_list))))
             save_labelled(data, out)
+            shutil.rmtree(scratch, ignore_errors=True)
             write_stamp(out, "ingest", key)
     splits = {name: len(ds) for name, ds in data.splits.items()}
     log.info("ingest: %s -> %s %s", params.data_path, out_dir, splits)
@@ -203,30 +207,36 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
     """Validated sentences -> model features of every split (tokclf.text.features.tokenize_split: windows
     for long sentences, labels aligned on the train split), saved with save_to_disk."""
     from tokclf.core.resources import resolve_model_path
-    from tokclf.text.features import tokenize_split
+    from tokclf.text.features import feature_shards
     from tokclf.text.tokenizer import load_tokenizer
 
     key = tokenize_key(params, data_dir)
     data = load_labelled(data_dir)
     tokenizer = load_tokenizer(resolve_model_path(params.model))
-    features = {}
-    for name, ds in data.splits.items():
-        features[name] = tokenize_split(
-            ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=params.subword_labels,
+    from tokclf.text.alignment import split_strategy_record
+
+    strategy = split_strategy_record(params.subword_labels, tokenizer, data.splits.get(params.train_split))
+    # Each split's features are made and written a shard at a time (tokclf.text.features.feature_shards):
+    # memory holds one shard, whatever the split's size.
+    shards = {
+        name: (feature_shards(
+            ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=strategy["chosen"],
             label_names=data.label_names, with_labels=name == params.train_split,
-        )
+        ), None)
+        for name, ds in data.splits.items()
+    }
     with replaced_dir(out_dir) as out:
-        save_dataset_dict(features, out)
+        features = save_dataset_dict(shards, out)
         write_json(out / FEATURES_META, {
             "key": key, "tokenizer": tokenizer_fingerprint(params.model),
             "max_seq_length": params.max_seq_length, "stride": params.stride, "subword_labels": params.subword_labels,
+            "subword_labels_chosen": strategy,
             "train_split": params.train_split, "data_fingerprint": dataset_fingerprint(data_dir),
-            "splits": {n: {"sentences": len(data.splits[n]), "features": len(f)} for n, f in features.items()},
+            "splits": {n: {"sentences": len(data.splits[n]), "features": f} for n, f in features.items()},
         })
         write_stamp(out, "tokenize", key)
-    log.info("tokenize: %s", {n: len(f) for n, f in features.items()})
-    return {"stage": "tokenize", "features": str(Path(out_dir).resolve()), "key": key,
-            "splits": {n: len(f) for n, f in features.items()}}
+    log.info("tokenize: %s", features)
+    return {"stage": "tokenize", "features": str(Path(out_dir).resolve()), "key": key, "splits": features}
 
 
 
@@ -325,7 +335,7 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
         sentences = data.splits[name]
         pred = predict_words(model, tokenizer, sentences, max_seq_length=params.max_seq_length, stride=params.stride,
                              mixed_precision=params.mixed_precision,
-                             features=features.get(name))
+                             features=features.get(name), label_names=data.label_names, decoding=params.decoding)
         scores[role] = {**compute_metrics(sentences[TAGS], pred, data.label_names), "split": name}
         predictions[role] = pred
     main = "test" if "test" in scores else "validation"

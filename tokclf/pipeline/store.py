@@ -23,26 +23,28 @@ def replaced_dir(target: str | Path) -> contextlib.AbstractContextManager[Path]:
     return staged_dir(target, marker=STAMP, what="written by a tokclf stage")
 
 
-def save_dataset_dict(splits: dict[str, Any], folder: Path) -> None:
-    """save_to_disk with a content-derived `_fingerprint` in each split's state.json: the same data
-    gives the same bytes in every run (datasets makes random fingerprints when caching is off),
-    so DVC sees an unchanged output and downstream stages stay skipped."""
-    from datasets import DatasetDict
+def save_dataset_dict(splits: dict[str, Any], folder: Path) -> dict[str, int]:
+    """Datasets (or, per split, a (tables, features) pair: Arrow tables made one batch at a time)
+    written as a save_to_disk folder, batch by batch (`tokclf.core.arrowio`), with a
+    content-derived `_fingerprint` in each split's state.json: the same data gives the same bytes
+    in every run, so DVC sees an unchanged output and downstream stages stay skipped."""
+    from tokclf.core.arrowio import dataset_tables, write_dataset_dict
 
-    DatasetDict(splits).save_to_disk(str(folder))
+    rows = write_dataset_dict(folder, {name: ds if isinstance(ds, tuple) else (dataset_tables(ds), ds.features)
+                                       for name, ds in splits.items()})
     for name in splits:
         state_path = folder / name / "state.json"
         state = json.loads(state_path.read_text(encoding="utf-8"))
         arrow = sorted((folder / name).glob("*.arrow"))
         state["_fingerprint"] = hash_files(folder / name, arrow)[:16]
         state_path.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+    return rows
 
 
 def save_labelled(data: LabelledData, folder: Path) -> None:
-    """A LabelledData as a save_to_disk DatasetDict plus tokclf_data.json (labels, sources, notes)."""
-    splits = {name: ds.flatten_indices(keep_in_memory=True) if ds._indices is not None else ds
-              for name, ds in data.splits.items()}
-    save_dataset_dict(splits, folder)
+    """A LabelledData as a save_to_disk DatasetDict plus tokclf_data.json (labels, sources, notes),
+    written batch by batch (a carved split's indices are followed batch by batch too)."""
+    save_dataset_dict(dict(data.splits), folder)
     write_json(folder / DATA_META, {
         "splits": list(data.splits), "label_names": data.label_names, "label_origin": data.label_origin,
         "sources": data.sources, "units": data.units, "notes": data.notes, "annotations": data.annotations,

@@ -44,14 +44,18 @@ def fingerprint_split(dataset: Any, label_names: list[str] | None) -> dict[str, 
     otherwise). The same sentences read from CSV, JSONL, CoNLL or a Hub dataset therefore give the
     same hash; a changed word, tag or sentence order gives another.
     """
+    from tokclf.core.arrowio import dataset_tables
+
     digest = hashlib.sha256()
     sentences = words = 0
-    for tokens, tags in zip(dataset[TOKENS], dataset[TAGS], strict=True):
-        line = json.dumps({"tokens": list(tokens), "tags": _tag_names(tags, label_names)},
-                          ensure_ascii=False, separators=(",", ":"))
-        digest.update(line.encode("utf-8") + b"\n")
-        sentences += 1
-        words += len(tokens)
+    # Batch by batch out of Arrow: one conversion per batch (not one per row), bounded memory.
+    for table in dataset_tables(dataset.select_columns([TOKENS, TAGS])):
+        for tokens, tags in zip(table.column(TOKENS).to_pylist(), table.column(TAGS).to_pylist(), strict=True):
+            line = json.dumps({"tokens": tokens, "tags": _tag_names(tags, label_names)},
+                              ensure_ascii=False, separators=(",", ":"))
+            digest.update(line.encode("utf-8") + b"\n")
+            sentences += 1
+            words += len(tokens)
     return {"sha256": digest.hexdigest(), "sentences": sentences, "tokens": words}
 
 

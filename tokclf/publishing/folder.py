@@ -83,10 +83,12 @@ def write_outputs(
     metrics: dict[str, Any],
     model_path: str,
     log_history: list[dict[str, Any]] | None = None,
+    run_facts: dict[str, Any] | None = None,
 ) -> None:
     """Write training_params.json, metrics.json, validation_report.json, training_log.json and the
     model card README.md into `out` (the staging folder, after the model and tokenizer were saved
-    there: the card reads the tokenizer's model_max_length from it)."""
+    there: the card reads the tokenizer's model_max_length from it). `run_facts`: what the run
+    decided beyond the parameters (the classifier head's warm start), added to training_params.json."""
     from tokclf.publishing.card import data_fingerprints, render_card
 
     fingerprints = data_fingerprints(data)
@@ -99,6 +101,7 @@ def write_outputs(
         "label_origin": data.label_origin,
         "data": data_summary(data, fingerprints, params.data_path),
         "versions": run_versions,
+        **(run_facts or {}),
     })
     write_json(out / "metrics.json", metrics)
     report.write_json(out / "validation_report.json")

@@ -29,6 +29,7 @@ import sys
 import weakref
 from dataclasses import dataclass
 from itertools import chain
+from collections.abc import Iterator
 from typing import Any, Sequence
 
 import numpy as np
@@ -49,6 +50,11 @@ _PROGRESS_MIN_SENTENCES = 10_000
 BOOKKEEPING_COLUMNS = ("example", "word_ids", "window_start", "window_end", "length")
 
 
+# Sentences per shard of features: a shard's Python rows (~7.5 KB per sentence) are the most a
+# split ever holds at once, whatever its size.
+SHARD_SENTENCES = 20_000
+
+
 def tokenize_split(
     dataset: Any,
     tokenizer: Any,
@@ -59,7 +65,8 @@ def tokenize_split(
     label_names: Sequence[str] | None,
     with_labels: bool = True,
 ) -> Any:
-    """Turn a normalised split (columns tokens, tags) into unpadded model features (see module doc).
+    """Turn a normalised split (columns tokens, tags) into unpadded model features (see module doc),
+    as one in-memory datasets.Dataset of the shards of `feature_shards`.
 
     max_seq_length: pieces per row including special tokens; longer sentences are windowed.
     stride: overlap between windows, in pieces (`plan_windows`).
@@ -71,25 +78,60 @@ def tokenize_split(
     import datasets
     import pyarrow as pa
 
+    shards = list(feature_shards(dataset, tokenizer, max_seq_length=max_seq_length, stride=stride,
+                                 strategy=strategy, label_names=label_names, with_labels=with_labels))
+    return datasets.Dataset(shards[0] if len(shards) == 1 else pa.concat_tables(shards))
+
+
+def feature_shards(
+    dataset: Any,
+    tokenizer: Any,
+    *,
+    max_seq_length: int,
+    stride: int,
+    strategy: str,
+    label_names: Sequence[str] | None,
+    with_labels: bool = True,
+    shard_sentences: int | None = None,
+) -> Iterator[Any]:
+    """`tokenize_split`'s features as Arrow tables of `shard_sentences` sentences each, in split
+    order (`example` counts from the split's start): the tokenize stage writes them one by one."""
+    from tokclf.core.arrowio import dataset_tables
+
     budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1:
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words after the special tokens")
     if with_labels and TAGS not in dataset.column_names:
         raise ValueError(f"with_labels=True but the dataset has no {TAGS!r} column")
-    # Straight from Arrow (in the dataset's row order, even after select/shuffle): much faster
-    # than datasets' row-by-row Column access.
-    table = dataset.select_columns([TOKENS, TAGS] if with_labels else [TOKENS]).with_format("arrow")[:]
+    encoder = _backend_copy(tokenizer)
+    n = len(dataset)
+    show = n > _PROGRESS_MIN_SENTENCES or sys.stderr.isatty()
+    progress = _progress(n, show)
+    continuation = build_continuation_map(label_names) if with_labels else {}
+    columns = dataset.select_columns([TOKENS, TAGS] if with_labels else [TOKENS])
+    tables = dataset_tables(columns, shard_sentences or SHARD_SENTENCES) if n else iter([columns.with_format("arrow")[:]])
+    first = 0
+    # Straight from Arrow, a shard at a time (in the dataset's row order, even after select/shuffle):
+    # much faster than datasets' row-by-row Column access, and bounded whatever the split's size.
+    for table in tables:
+        yield _shard(table, first, encoder, tokenizer, max_seq_length=max_seq_length, budget=budget, stride=stride,
+                     strategy=strategy, continuation=continuation, with_labels=with_labels, progress=progress)
+        first += table.num_rows
+    progress.close()
+
+
+def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_length: int, budget: int, stride: int,
+           strategy: str, continuation: dict[int, int], with_labels: bool, progress: Any) -> Any:
+    """Features of one shard of sentences (an Arrow table; `first`: the split index of its first)."""
+    import pyarrow as pa
+
     sentences: list[list[str]] = table.column(TOKENS).to_pylist()
     n = len(sentences)
-
-    encoder = _backend_copy(tokenizer)
     unk = tokenizer.unk_token
 
     # Per feature: (example, window_start, window_end, ids, type_ids, word_ids with None).
     rows: list[tuple[int, int, int, list[int], list[int], list[int | None]]] = []
     pending: list[tuple[int, int, int]] = []  # windows still to tokenize: (row index, start, end)
-    show = n > _PROGRESS_MIN_SENTENCES or sys.stderr.isatty()
-    progress = _progress(n, show)
     replaced = 0
     for lo in range(0, n, _CHUNK):
         chunk = sentences[lo:lo + _CHUNK]
@@ -113,7 +155,6 @@ def tokenize_split(
                 pending.append((len(rows), start, end))
                 rows.append((i, start, end, [], [], []))
         progress.update(len(chunk))
-    progress.close()
     if replaced:
         logger.warning("%d word(s) produce no subword token with this tokenizer; they are fed as %s", replaced, unk)
 
@@ -150,17 +191,17 @@ def tokenize_split(
         columns["token_type_ids"] = np.fromiter(chain.from_iterable(r[4] for r in rows), dtype=np.int64, count=total)
     if with_labels:
         columns["labels"] = _labels(table.column(TAGS), sentences, examples, lengths, offsets, word_ids,
-                                    strategy, build_continuation_map(label_names))
+                                    strategy, continuation)
     columns["word_ids"] = word_ids
 
     # Build the Arrow lists straight from flat arrays + row offsets: no per-row Python objects.
     arrow_offsets = pa.array(offsets.astype(np.int32))
     out = {name: pa.ListArray.from_arrays(arrow_offsets, pa.array(values)) for name, values in columns.items()}
-    out["example"] = pa.array(examples)
+    out["example"] = pa.array(examples + first)
     out["window_start"] = pa.array(np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)))
     out["window_end"] = pa.array(np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)))
     out["length"] = pa.array(lengths)
-    return datasets.Dataset(pa.table(out))
+    return pa.table(out)
 
 
 def _labels(

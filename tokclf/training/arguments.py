@@ -55,10 +55,14 @@ def training_arguments(params: TokenClassificationParams, output_dir: Path, *, n
         logging_steps=logging_steps,
         eval_strategy=eval_strategy,
         eval_steps=eval_steps if eval_strategy == "steps" else None,
-        save_strategy=eval_strategy if eval_strategy != "no" else "no",
+        # Checkpoints are for resuming (tokclf.training.checkpoints): at least every epoch end,
+        # with the optimizer, scheduler, RNG and callback states; more often by time
+        # (checkpoint_minutes, tokclf.training.trainer.CheckpointSchedule).
+        save_strategy=eval_strategy if eval_strategy != "no" else "epoch",
         save_steps=eval_steps if eval_strategy == "steps" else None,
         save_total_limit=params.save_total_limit,
-        save_only_model=True,
+        save_only_model=False,
+        restore_callback_states_from_checkpoint=True,
         load_best_model_at_end=eval_strategy != "no",
         metric_for_best_model="f1" if eval_strategy != "no" else None,
         greater_is_better=True if eval_strategy != "no" else None,

@@ -10,6 +10,10 @@ mismatched keys) while a logging filter on transformers' `modeling_utils` logger
 back; the report is let through unchanged when something besides the head is off, and replaced by
 one tokclf line ("classifier head: new (N labels)") when not.
 
+A checkpoint that already has a token-classification head with named labels (an NER model to
+start from, the spec's few-shot advice) is mapped by label name (`load_for_labels`): reordered,
+partly kept or replaced, and the case is logged in one line and recorded in training_params.json.
+
 Unexpected keys that belong to no part of the token classifier (a pooler, a language-model or
 next-sentence head of the pretraining task: `pooler.*`, `cls.*`, `lm_head.*`) are what every base
 checkpoint carries and are not a warning; unexpected keys inside the encoder are.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("tokclf")
@@ -83,10 +88,130 @@ def loading_problems(model: Any, info: dict[str, Any]) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class HeadInit:
+    """What happened to the classifier head (recorded in training_params.json as `classifier_head`).
+
+    case: "new" (the checkpoint had no head for named labels, or none shared with ours), "same"
+    (identical labels, identical order), "reordered" (identical label set in another order: the
+    rows were permuted), "overlap" (rows of the shared labels kept, the others initialised).
+    """
+
+    case: str
+    kept: tuple[str, ...] = ()
+    new: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "kept": list(self.kept), "new": list(self.new), "dropped": list(self.dropped)}
+
+
+def checkpoint_labels(model_path: str) -> list[str] | None:
+    """The label names of a checkpoint's token-classification head, or None when it has none: no
+    `*ForTokenClassification` architecture, or transformers' unnamed LABEL_i defaults."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError):
+        return None
+    if not any(str(a).endswith("ForTokenClassification") for a in getattr(config, "architectures", None) or ()):
+        return None
+    id2label = getattr(config, "id2label", None) or {}
+    names = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(len(id2label))]
+    if not names or any(not n for n in names) or all(n == f"LABEL_{i}" for i, n in enumerate(names)):
+        return None
+    return names
+
+
 def load_token_classifier(model_path: str, *, id2label: dict[int, str], dtype: Any) -> Any:
-    """`AutoModelForTokenClassification.from_pretrained` for fine-tuning on `id2label`: a head of
-    another size is replaced (ignore_mismatched_sizes), weights in `dtype`. Logs one line about the
-    head, or transformers' full LOAD REPORT when more than the head is new or off."""
+    """The model of `load_for_labels` (see there)."""
+    return load_for_labels(model_path, id2label=id2label, dtype=dtype)[0]
+
+
+def load_for_labels(model_path: str, *, id2label: dict[int, str], dtype: Any) -> tuple[Any, HeadInit]:
+    """`AutoModelForTokenClassification.from_pretrained` for fine-tuning on `id2label`, weights in
+    `dtype`, and what happened to the head.
+
+    A checkpoint that already has a token-classification head with named labels is mapped by label
+    name, never by position: the same set in another order has its rows reordered; an overlapping
+    set keeps the rows of the shared labels and initialises only the new ones; a disjoint set gets
+    a new head (even when its size matches, where transformers would keep the old rows under new
+    names). Without named labels on both sides a head of another size is replaced
+    (ignore_mismatched_sizes). Logs one line about the head, or transformers' full LOAD REPORT
+    when more than the head is new or off."""
+    new_names = [id2label[i] for i in range(len(id2label))]
+    old_names = checkpoint_labels(model_path)
+    named = all(n != f"LABEL_{i}" for i, n in enumerate(new_names))
+    if old_names is None or not named or len(set(old_names)) != len(old_names):
+        return _load(model_path, id2label, dtype), HeadInit("new", new=tuple(new_names))
+    shared = [n for n in new_names if n in old_names]
+    # Load the checkpoint's own head unchanged, then map its rows onto our labels.
+    model = _load(model_path, dict(enumerate(old_names)), dtype, quiet_head=True)
+    if new_names == old_names:
+        choice = HeadInit("same", kept=tuple(new_names))
+    elif set(new_names) == set(old_names):
+        choice = HeadInit("reordered", kept=tuple(new_names))
+    elif shared:
+        choice = HeadInit("overlap", kept=tuple(shared), new=tuple(n for n in new_names if n not in old_names),
+                          dropped=tuple(n for n in old_names if n not in new_names))
+    else:
+        choice = HeadInit("new", new=tuple(new_names), dropped=tuple(old_names))
+    if choice.case != "same" and not _remap_head(model, old_names, new_names):
+        log.warning("classifier head: cannot map the checkpoint's head by label name (no single linear layer of "
+                    "%d outputs outside the encoder): it is replaced", len(old_names))
+        return _load(model_path, id2label, dtype), HeadInit("new", new=tuple(new_names), dropped=tuple(old_names))
+    model.config.num_labels = len(new_names)
+    model.config.id2label = dict(enumerate(new_names))
+    model.config.label2id = {n: i for i, n in enumerate(new_names)}
+    if hasattr(model, "num_labels"):
+        model.num_labels = len(new_names)  # BERT-like heads reshape the loss with it
+    messages = {
+        "same": "classifier head: loaded from the checkpoint (%d labels)" % len(new_names),
+        "reordered": "classifier head: loaded from the checkpoint, rows reordered to this data's label order "
+                     "(%d labels)" % len(new_names),
+        "overlap": "classifier head: %d of %d labels' rows kept from the checkpoint, %d new (%s)%s" % (
+            len(choice.kept), len(new_names), len(choice.new), ", ".join(choice.new[:8]) or "-",
+            f"; the checkpoint's {', '.join(choice.dropped[:8])} dropped" if choice.dropped else ""),
+        "new": "classifier head: new (%d labels; none shared with the checkpoint's %d)" % (len(new_names), len(old_names)),
+    }
+    log.info(messages[choice.case])
+    return model, choice
+
+
+def _remap_head(model: Any, old_names: list[str], new_names: list[str]) -> bool:
+    """Replace the head's output layer by one with a row per new label: a shared label's row (and
+    bias) copied from the old layer, the others initialised as transformers initialises a head."""
+    import torch
+
+    prefix = model.base_model_prefix
+    candidates = [(name, module) for name, module in model.named_modules()
+                  if isinstance(module, torch.nn.Linear) and module.out_features == len(old_names)
+                  and not (name == prefix or name.startswith(prefix + "."))]
+    if len(candidates) != 1:
+        return False
+    name, old = candidates[0]
+    layer = torch.nn.Linear(old.in_features, len(new_names), bias=old.bias is not None)
+    layer.to(device=old.weight.device, dtype=old.weight.dtype)
+    std = float(getattr(model.config, "initializer_range", 0.02))
+    with torch.no_grad():
+        layer.weight.normal_(mean=0.0, std=std)
+        if layer.bias is not None:
+            layer.bias.zero_()
+        index = {n: i for i, n in enumerate(old_names)}
+        for j, label in enumerate(new_names):
+            if label in index:
+                layer.weight[j] = old.weight[index[label]]
+                if layer.bias is not None:
+                    layer.bias[j] = old.bias[index[label]]
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, layer)
+    return True
+
+
+def _load(model_path: str, id2label: dict[int, str], dtype: Any, *, quiet_head: bool = False) -> Any:
+    """from_pretrained with transformers' LOAD REPORT held back unless more than the head is off;
+    logs the head line unless `quiet_head` (the caller says what it did with the head)."""
     from transformers import AutoModelForTokenClassification
 
     with _held_load_report() as hold:
@@ -101,6 +226,8 @@ def load_token_classifier(model_path: str, *, id2label: dict[int, str], dtype: A
             logger.handle(record)  # the table as transformers wrote it, through its own handlers
         if not hold.held:  # transformers' verbosity hid it: still say what is wrong
             log.warning("loading %s: %s", model_path, "; ".join(problems[:10]))
+        return model
+    if quiet_head:
         return model
     head = head_keys(model)
     new = (set(info.get("missing_keys") or ()) | {k[0] for k in info.get("mismatched_keys") or ()}) & head

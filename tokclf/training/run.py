@@ -13,21 +13,19 @@ Order matters and is part of the contract:
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import logging
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tokclf.core.errors import TokclfError
 from tokclf.core.params import TokenClassificationParams
+from tokclf.core.phases import mark
 from tokclf.data.types import LabelledData
+from tokclf.training.epoch_choice import epoch_choice
 
 log = logging.getLogger("tokclf")
 
@@ -69,26 +67,43 @@ def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tu
     from tokclf.data.validation import validate_data
 
     data = load_from_params(params)
+    mark("data")
     data, report = validate_data(
         data, train_split=params.train_split, valid_split=params.validation_split(), test_split=params.test_split,
         repair_bio=params.repair_bio, tokenizer=tokenizer, max_seq_length=params.max_seq_length,
     )
     report.raise_for_errors()
+    mark("validate")
     return data, report
 
 
 def tokenize_splits(params: TokenClassificationParams, data: LabelledData, tokenizer: Any,
                     names: list[str]) -> dict[str, Any]:
-    """Features of the named splits; labels only on the train split (`tokclf.text.features`)."""
+    """Features of the named splits; labels only on the train split (`tokclf.text.features`), aligned
+    as `subword_strategy` decides."""
     from tokclf.text.features import tokenize_split
 
+    strategy = subword_strategy(params, data, tokenizer)["chosen"]
     return {
         name: tokenize_split(
             data.splits[name], tokenizer, max_seq_length=params.max_seq_length, stride=params.stride,
-            strategy=params.subword_labels, label_names=data.label_names, with_labels=name == params.train_split,
+            strategy=strategy, label_names=data.label_names, with_labels=name == params.train_split,
         )
         for name in names
     }
+
+
+def subword_strategy(params: TokenClassificationParams, data: LabelledData, tokenizer: Any,
+                     *, quiet: bool = False) -> dict[str, Any]:
+    """{"param", "chosen", "multi_piece_share"}: subword_labels="auto" decided on the train split's
+    words (`tokclf.text.alignment.choose_strategy`); logged, and recorded in training_params.json."""
+    from tokclf.text.alignment import split_strategy_record
+
+    record = split_strategy_record(params.subword_labels, tokenizer, data.splits.get(params.train_split))
+    if record["multi_piece_share"] is not None and not quiet:
+        log.info("subword labels: %r (auto: %.1f%% of the training words split into several pieces)",
+                 record["chosen"], 100 * record["multi_piece_share"])
+    return record
 
 
 def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledData, split: str,
@@ -99,37 +114,8 @@ def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledDat
     return functools.partial(
         score_sentences, tokenizer=tokenizer, sentences=data.splits[split], label_names=data.label_names,
         max_seq_length=params.max_seq_length, stride=params.stride, mixed_precision=params.mixed_precision,
-        features=features,
+        features=features, decoding=params.decoding,
     )
-
-
-@contextlib.contextmanager
-def training_dir(target: Path) -> Iterator[tuple[Path, bool]]:
-    """(folder to train in, whether this process writes the outputs).
-
-    One process: `tokclf.core.fileio.staged_dir` (a private sibling folder, moved into place on
-    success). Several (torchrun, `accelerate launch`): every rank must see the same checkpoint
-    folder, so it is named after the launch (MASTER_ADDR/PORT, TORCHELASTIC_RUN_ID); only rank 0
-    writes the outputs and moves the folder into place."""
-    from tokclf.core.fileio import dir_mode, staged_dir, swap_into_place
-    from tokclf.core.hardware import distributed_rank
-
-    rank, world = distributed_rank()
-    if world == 1:
-        with staged_dir(target) as out:
-            yield out, True
-        return
-    launch = "-".join(os.environ.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"))
-    shared = target.parent / f".{target.name}.tmp-dist-{hashlib.sha256(launch.encode()).hexdigest()[:12]}"
-    shared.mkdir(parents=True, exist_ok=True, mode=dir_mode())
-    try:
-        yield shared, rank == 0
-    except BaseException:
-        if rank == 0:
-            shutil.rmtree(shared, ignore_errors=True)
-        raise
-    if rank == 0:
-        swap_into_place(shared, target)
 
 
 def run_training(
@@ -160,13 +146,18 @@ def run_training(
             "no validation split: training without evaluation or early stopping "
             "(set valid_split or validation_split_ratio to choose the best epoch on F1)"
         )
+    from tokclf.training.checkpoints import CHECKPOINTS, training_dir
+    from tokclf.training.signals import stop_on_signal
     from tokclf.training.trackers import tracker_env
 
-    with training_dir(target) as (out, writes), tracker_env(params, out):
+    # The run folder outlives a crash or a kill: a rerun resumes from its checkpoints
+    # (tokclf.training.checkpoints); a signal ends training after a checkpoint (signals).
+    with stop_on_signal() as stopper, training_dir(target, resume=params.resume) as (out, writes), \
+            tracker_env(params, out):
         trainer, metrics = fit(
             params, data=data, tokenizer=tokenizer, model_path=model_path, train_features=features[train_name],
             valid_features=features.get(valid_name) if valid_name else None, valid_name=valid_name,
-            checkpoints=out / "checkpoints",
+            checkpoints=out / CHECKPOINTS, callbacks=[stopper],
         )
         if writes:
             scored = [("validation", valid_name)] + ([("test", test_name)] if score_test else [])
@@ -175,11 +166,15 @@ def run_training(
                     continue
                 metrics[role] = _scorer(params, tokenizer, data, name, features.get(name))(trainer.model)
                 metrics[role]["split"] = name
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+            mark("scoring")
             trainer.save_model(str(out))
             tokenizer.save_pretrained(str(out))
+            mark("save")
             write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
-                          log_history=trainer.state.log_history)
+                          log_history=trainer.state.log_history,
+                          run_facts={"classifier_head": metrics.get("classifier_head"),
+                                     "subword_labels_chosen": subword_strategy(params, data, tokenizer, quiet=True)})
+            mark("card")
             if on_saved is not None:
                 on_saved(out, metrics)
     if writes:
@@ -197,12 +192,16 @@ def fit(
     valid_features: Any,
     valid_name: str | None,
     checkpoints: Path,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """Fine-tune the base model on tokenized features (`tokclf.text.features.tokenize_split`).
 
     Returns the Trainer (its state holds the log history; its model is the best checkpoint when
     there was evaluation) and {"train": ..., "best_checkpoint": ...}. Evaluation during training
     scores `valid_name` on words (early stopping and the best checkpoint use its entity F1).
+    Checkpoints go to `checkpoints`; `params.resume` chooses the one to continue from
+    (`tokclf.training.checkpoints.resume_point`). `callbacks`: more `TrainerCallback`s (the signal
+    handler of `run_training`; bench/accuracy.py scores test at every epoch).
     """
     import torch
     from transformers import EarlyStoppingCallback, set_seed
@@ -212,9 +211,14 @@ def fit(
         training_arguments,
         uses_lazy_embedding_updates,
     )
-    from tokclf.training.model_init import load_token_classifier
-    from tokclf.training.trainer import DropExtraColumns, TokclfTrainer
+    from tokclf.training.checkpoints import resume_point, run_fingerprint
+    from tokclf.training.model_init import load_for_labels
+    from tokclf.training.trainer import CheckpointSchedule, DropExtraColumns, TokclfTrainer
 
+    # Before the model is loaded: a refused resume costs nothing.
+    fingerprint = run_fingerprint(params, data=data, splits=[params.train_split] + ([valid_name] if valid_name else []),
+                                  tokenizer=tokenizer, model_path=model_path)
+    resume_from = resume_point(params.resume, checkpoints, fingerprint)
     label_names = data.label_names
     num_labels = data.num_labels
     id2label = {i: (label_names[i] if label_names else f"LABEL_{i}") for i in range(num_labels)}
@@ -222,7 +226,9 @@ def fit(
     # Master weights in fp32 whatever the checkpoint's storage dtype: transformers 5 loads a bf16/fp16
     # checkpoint in that dtype by default, and fine-tuning in pure half precision loses updates.
     # Mixed precision (autocast) is applied by the Trainer on top.
-    model = load_token_classifier(model_path, id2label=id2label, dtype=torch.float32)
+    mark("imports_training")
+    model, head = load_for_labels(model_path, id2label=id2label, dtype=torch.float32)
+    mark("model_load")
     if params.freeze_word_embeddings:
         # The Trainer's optimizer takes only parameters that require a gradient.
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -241,7 +247,11 @@ def fit(
         log.info("CPU dropout through tokclf.training.fast_dropout (%s)", dropout_state)
     args = training_arguments(params, checkpoints, num_train_features=len(train_features), has_eval=valid_name is not None)
     keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in train_features.column_names]
-    callbacks = []
+    callbacks = [CheckpointSchedule(params.checkpoint_minutes), *callbacks]
+    if params.log == "mlflow":
+        from tokclf.training.trainer import RecordTrackerRun
+
+        callbacks.append(RecordTrackerRun(checkpoints.parent))
     if valid_name is not None and params.eval_strategy != "no" and params.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(params.early_stopping_patience, params.early_stopping_threshold))
     optimizer_cls_and_kwargs = None
@@ -262,11 +272,16 @@ def fit(
         callbacks=callbacks,
         scorer=scorer,
         sparse_embeddings=sparse,
+        fingerprint=fingerprint,
     )
+    mark("trainer_setup")
     started = time.perf_counter()
     cpu_started = time.process_time()
-    train_output = trainer.train()
+    if resume_from is not None:
+        log.info("resuming from %s (step %s)", resume_from, resume_from.name.rsplit("-", 1)[-1])
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - started
+    mark("training")
     # CPU seconds of this process (all threads): steadier than wall-clock on a shared machine.
     train_cpu_seconds = time.process_time() - cpu_started
     if sparse:
@@ -292,7 +307,11 @@ def fit(
             "sentences_per_s": round(sentences * epochs / max(train_seconds, 1e-9), 2),
         },
         "best_checkpoint": trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
+        "classifier_head": head.to_dict(),
     }
+    choice = epoch_choice(trainer.state.log_history, trainer.state.best_model_checkpoint)
+    if choice is not None:
+        metrics["early_stopping"] = choice
     return trainer, metrics
 
 
@@ -307,9 +326,11 @@ def train(params: TokenClassificationParams) -> TrainResult:
     check_target(target)
     model_path = resolve_model_path(params.model)
     tokenizer = load_tokenizer(model_path)
+    mark("tokenizer")
     data, report = prepare_data(params, tokenizer)
     _, valid_name, _ = params.split_roles(data.splits)
     features = tokenize_splits(params, data, tokenizer, [params.train_split] + ([valid_name] if valid_name else []))
+    mark("tokenize")
     result = run_training(params, data=data, report=report, tokenizer=tokenizer, model_path=model_path,
                           features=features, target=target, score_test=True)
     if params.push_to_hub and result.wrote:

@@ -13,26 +13,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 
 def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, *, mega_batch_mult: int = 50, generator: torch.Generator | None = None
+    lengths: Sequence[int] | np.ndarray, batch_size: int, *, mega_batch_mult: int = 50,
+    generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """Indices in batches of `batch_size`: a random permutation cut into mega-batches of
     `mega_batch_mult` batches, each sorted by length and cut into batches; then the batches are
     shuffled, with the one holding the longest item moved to the front (among the full batches;
     the one short batch, if any, comes last)."""
+    return [b.tolist() for b in _batches(np.asarray(lengths, dtype=np.int64), batch_size, mega_batch_mult, generator)]
+
+
+def _batches(lengths: np.ndarray, batch_size: int, mega_batch_mult: int,
+             generator: torch.Generator | None) -> list[np.ndarray]:
+    """`length_grouped_batches` as arrays of indices: numpy throughout, so millions of rows cost
+    8 bytes each (a Python list of lists would cost ~10x that)."""
     n = len(lengths)
     if n == 0:
         return []
     # As transformers does: at most 50 batches per mega-batch, at least 4 mega-batches when possible.
     mult = max(1, min(mega_batch_mult, n // (batch_size * 4)))
-    order = torch.randperm(n, generator=generator).tolist()
+    order = torch.randperm(n, generator=generator).numpy()
     size = mult * batch_size
-    batches: list[list[int]] = []
+    batches: list[np.ndarray] = []
     for start in range(0, n, size):
-        mega = sorted(order[start:start + size], key=lambda i: lengths[i], reverse=True)
+        mega = order[start:start + size]
+        # Longest first; a stable sort keeps equal lengths in permutation order (as sorted(reverse=True)).
+        mega = mega[np.argsort(-lengths[mega], kind="stable")]
         batches.extend(mega[j:j + batch_size] for j in range(0, len(mega), batch_size))
     # The DataLoader cuts the flat index stream into batches of `batch_size` again, so the one
     # short batch (the end of the last mega-batch) must stay last or every later batch would shift.
@@ -40,24 +51,38 @@ def length_grouped_batches(
     full = [b for b in batches if len(b) == batch_size]
     full = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
     if full:
-        longest = max(range(len(full)), key=lambda b: lengths[full[b][0]])
+        longest = int(np.argmax([lengths[b[0]] for b in full]))
         full[0], full[longest] = full[longest], full[0]
     return full + short
 
 
 class ShuffledLengthGroupedSampler(torch.utils.data.Sampler[int]):
     """Yields the indices of `length_grouped_batches`, batch after batch (the DataLoader cuts them
-    back into the same batches since it uses the same batch size). A new order every epoch, drawn
-    from torch's global generator unless one is given, so `set_seed` makes runs repeatable."""
+    back into the same batches since it uses the same batch size). `lengths` may be a numpy array
+    (the features' length column read from Arrow).
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None) -> None:
-        self.lengths = list(lengths)
+    With `seed`, epoch e's order is drawn from a generator seeded with (seed, e) (`set_epoch`, which
+    the Trainer calls before each epoch): the order of any epoch can be rebuilt without replaying
+    the run, so a run resumed mid-epoch skips exactly the batches it had trained on. Without a seed
+    the order comes from `generator` or torch's global generator."""
+
+    def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int,
+                 generator: torch.Generator | None = None, seed: int | None = None) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
         self.generator = generator
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def __iter__(self) -> Iterator[int]:
-        for batch in length_grouped_batches(self.lengths, self.batch_size, generator=self.generator):
-            yield from batch
+        generator = self.generator
+        if self.seed is not None:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        for batch in _batches(self.lengths, self.batch_size, 50, generator):
+            yield from batch.tolist()

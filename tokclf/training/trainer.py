@@ -7,6 +7,9 @@
   the batch it was grouped into.
 - With row-sparse word-embedding updates (`tokclf.training.sparse_embeddings`) gradient clipping
   and the logged norm go through tokclf (torch's clip_grad_norm_ has no sparse kernel).
+- Checkpoints are written atomically (`_save_checkpoint`: into `checkpoints/.partial`, a
+  manifest last, then renamed; `tokclf.training.checkpoints`), so `save_total_limit` and resuming
+  only ever see complete ones.
 - Evaluation is word level, windows merged, in sentence order (`scorer`: the stock loop would
   score subword pieces, and in transformers 5 it reorders eval batches by length).
 
@@ -16,20 +19,38 @@ This module imports transformers at the top: import it only to train.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 
 def mean_tokens_per_step(labels: Any, step_size: int) -> float:
     """Labelled (not -100) tokens per optimizer step, averaged over an epoch of `step_size` features
-    per step: the constant the training loss is divided by when batches are grouped by length."""
-    total = sum(sum(1 for x in row if x != -100) for row in labels)
-    steps = max(1, math.ceil(len(labels) / step_size))
+    per step: the constant the training loss is divided by when batches are grouped by length.
+    `labels`: per-feature label lists, or the features' Arrow column (counted in Arrow, chunk by
+    chunk: no Python list per row, so millions of rows start training in about a second)."""
+    import pyarrow as pa
+
+    if isinstance(labels, (pa.ChunkedArray, pa.Array)):
+        import pyarrow.compute as pc
+
+        chunks = labels.chunks if isinstance(labels, pa.ChunkedArray) else [labels]
+        total = sum(int(pc.sum(pc.not_equal(pc.list_flatten(c), -100)).as_py() or 0) for c in chunks)
+        rows = len(labels)
+    else:
+        total = sum(sum(1 for x in row if x != -100) for row in labels)
+        rows = len(labels)
+    steps = max(1, math.ceil(rows / step_size))
     return max(total / steps, 1.0)
+
+
+def arrow_column(dataset: Any, name: str) -> Any:
+    """One column of a datasets.Dataset as Arrow (memory-mapped when the dataset is), in row order."""
+    return dataset.select_columns([name]).with_format("arrow")[:].column(name)
 
 
 def tokclf_batching(args: Any) -> bool:
@@ -55,6 +76,45 @@ class DropExtraColumns:
         return self.inner([{k: v for k, v in r.items() if k != "length"} for r in rows])
 
 
+class CheckpointSchedule(TrainerCallback):
+    """A checkpoint at every epoch end and at least every `minutes` of training (on the first
+    optimizer step after that much time since the last one), whatever the evaluation schedule."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+        self.last = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.last >= self.seconds:
+            control.should_save = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.last = time.monotonic()
+
+
+class RecordTrackerRun(TrainerCallback):
+    """Write the MLflow run id into the run folder once the tracker has started it (the tracker
+    callbacks run before this one), so a resumed run continues it (tokclf.training.trackers)."""
+
+    def __init__(self, run_folder: Any) -> None:
+        self.run_folder = run_folder
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        import mlflow
+
+        from tokclf.training.checkpoints import update_run_file
+
+        run = mlflow.active_run()
+        if run is not None and args.should_save:
+            update_run_file(self.run_folder, mlflow_run_id=run.info.run_id)
+
+
 class TokclfTrainer(Trainer):
     """See the module docstring.
 
@@ -64,15 +124,19 @@ class TokclfTrainer(Trainer):
     """
 
     def __init__(self, *args: Any, scorer: Callable[[Any], dict[str, Any]] | None = None,
-                 sparse_embeddings: bool = False, **kwargs: Any) -> None:
+                 sparse_embeddings: bool = False, fingerprint: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.scorer = scorer
+        # What a run resuming from this run's checkpoints must match (written into each one).
+        self.fingerprint = fingerprint or {}
+        self._partial_root: str | None = None
         self.sparse_embeddings = sparse_embeddings
         self.tokens_per_step: float | None = None
         dataset = self.train_dataset
         if tokclf_batching(self.args) and dataset is not None and "labels" in dataset.column_names:
             self.tokens_per_step = mean_tokens_per_step(
-                dataset["labels"], self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps)
+                arrow_column(dataset, "labels"),
+                self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps)
             # The loss is already normalised per optimizer step: no further division by the
             # gradient accumulation steps.
             self.loss_is_scaled_for_ga = True
@@ -84,8 +148,69 @@ class TokclfTrainer(Trainer):
             from tokclf.training.sampling import ShuffledLengthGroupedSampler
 
             batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            return ShuffledLengthGroupedSampler(dataset[self.args.length_column_name], batch)
+            lengths = arrow_column(dataset, self.args.length_column_name).to_numpy()
+            # Seeded per epoch (not from the global generator): a resumed run rebuilds the order.
+            return ShuffledLengthGroupedSampler(
+                lengths, batch, seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed)
         return super()._get_train_sampler(train_dataset)
+
+    def _get_output_dir(self, trial):
+        # While a checkpoint is being written, the Trainer writes it under the partial folder.
+        return self._partial_root or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        """The Trainer's checkpoint, written under `checkpoints/.partial/` with a manifest last,
+        then renamed to `checkpoints/checkpoint-STEP`: a kill mid-write never leaves a
+        half-written folder under a checkpoint name. Rotation (save_total_limit) runs after the
+        rename, over complete checkpoints only."""
+        import shutil
+        from pathlib import Path
+
+        from transformers.trainer_utils import rotate_checkpoints
+
+        from tokclf.training.checkpoints import PARTIAL, write_manifest
+
+        run_dir = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        final, partial_root = run_dir / name, run_dir / PARTIAL
+        if self.state.global_step == getattr(self, "_last_saved", None):
+            return  # already saved at this step (an epoch end and a signal on the same step)
+        if self.args.should_save:
+            shutil.rmtree(partial_root, ignore_errors=True)
+        save_total_limit = self.args.save_total_limit
+        self._partial_root = str(partial_root)
+        try:
+            super()._save_checkpoint(model, trial)
+        except OSError as exc:  # disk full, folder made read-only, quota
+            from tokclf.core.errors import TokclfError
+
+            shutil.rmtree(partial_root, ignore_errors=True)
+            raise TokclfError(
+                f"writing the checkpoint at step {self.state.global_step} failed: {exc.strerror or exc} "
+                f"({getattr(exc, 'filename', None) or partial_root}); the earlier checkpoints are intact",
+                where=str(run_dir), fix="free disk space (or make the folder writable) and run the same command "
+                "again to resume from the last complete checkpoint.") from None
+        finally:
+            self._partial_root = None
+        # The Trainer looked for the best checkpoint under the partial folder: name the real one
+        # (a resumed run loads it at the end) and rewrite the state that records it.
+        if self.state.best_global_step:
+            best = run_dir / f"checkpoint-{self.state.best_global_step}"
+            if best.exists() or self.state.best_global_step == self.state.global_step:
+                self.state.best_model_checkpoint = str(best)
+        if self.args.should_save:
+            self.state.save_to_json(str(partial_root / name / "trainer_state.json"))
+        self.accelerator.wait_for_everyone()  # every rank's RNG file is in before the rename
+        if self.args.should_save:
+            write_manifest(partial_root / name, self.fingerprint)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(partial_root / name, final)
+            shutil.rmtree(partial_root, ignore_errors=True)
+            rotate_checkpoints(output_dir=str(run_dir), save_total_limit=save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+        self.accelerator.wait_for_everyone()
+        self._last_saved = self.state.global_step
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Batches grouped by length hold very different numbers of labelled tokens (16 table

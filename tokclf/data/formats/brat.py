@@ -105,7 +105,9 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
                                     f"{' '.join(text[a:b] for a, b in frags)!r}", where=f"{where} ({txt.name})",
                                     fix="the .txt was edited after annotating: re-export the annotations.")
                 discontinuous.append(span.ref)
-            spans.append(Span(span.start, span.end, span.label, span.recorded, f"{span.ref} ({ann.name} line {lineno})"))
+            widened = f"discontinuous fragments {body[1].partition(' ')[2]} taken as one span" if ";" in body[1] else ""
+            spans.append(Span(span.start, span.end, span.label, span.recorded, f"{span.ref} ({ann.name} line {lineno})",
+                              widened))
         meta = {"name": txt.stem, "discontinuous": discontinuous} if discontinuous else {"name": txt.stem}
         docs.append(SpanDoc(text, spans, f"{ann}", index + 1, meta=meta))
     return docs
