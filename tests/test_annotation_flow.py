@@ -23,7 +23,7 @@ from tokclf.data.labelstudio_api import TOKEN_ENV, LabelStudioAuthError, LabelSt
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-pytestmark = [pytest.mark.timeout(1500), pytest.mark.slow]
+pytestmark = pytest.mark.timeout(1500)
 EXPORT = "data/labelstudio/export.json"
 
 
@@ -43,6 +43,7 @@ def files_containing(root: Path, needle: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
 
 
+@pytest.mark.slow  # a Label Studio and a Prefect server, four flow runs, two trainings
 def test_annotation_loop_flow(harness, labelstudio, tiny_model_dir, tmp_path, monkeypatch):
     from prefect.blocks.system import Secret
 

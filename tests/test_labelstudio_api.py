@@ -15,7 +15,8 @@ from tokclf.data.labelstudio_api import (
     token_from_env,
 )
 
-pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]  # the server's first start: ~40 s on 2 cores
+pytestmark = pytest.mark.timeout(900)
+uses_server = pytest.mark.slow  # the tests that use the server (its start: 40-110 s on 2 cores)
 
 CONFIG = """<View>
   <Labels name="label" toName="text"><Label value="PER"/><Label value="ORG"/></Labels>
@@ -34,6 +35,7 @@ def client(labelstudio):
         yield c
 
 
+@uses_server
 def test_projects_tasks_predictions_annotations_export(client):
     assert client.whoami()["email"] == "annotator@example.com"
     project = client.create_project("client test", CONFIG)
@@ -68,6 +70,7 @@ def test_projects_tasks_predictions_annotations_export(client):
     assert len(client.export(project, all_tasks=True)) == 7
 
 
+@uses_server
 def test_pagination_reads_every_task(client, monkeypatch):
     import tokclf.data.labelstudio_api as api
 
@@ -77,6 +80,7 @@ def test_pagination_reads_every_task(client, monkeypatch):
     assert [t["id"] for t in client.tasks(project)] == ids
 
 
+@uses_server
 def test_wrong_token_is_refused_without_showing_it(labelstudio):
     bad = "0123456789abcdef0123456789abcdef01234567"
     with LabelStudioClient(labelstudio.url, bad) as c, pytest.raises(LabelStudioAuthError) as err:
@@ -89,6 +93,7 @@ def test_wrong_token_is_refused_without_showing_it(labelstudio):
     assert "personal access token" in str(err.value) and jwt not in str(err.value)
 
 
+@uses_server
 def test_personal_access_token(client, labelstudio):
     """A personal access token (a JWT refresh token) is exchanged for an access token and works."""
     pat = client.request("POST", "/api/token/")["token"]
@@ -99,6 +104,7 @@ def test_personal_access_token(client, labelstudio):
         assert pat not in repr(c)
 
 
+@uses_server
 def test_unknown_project_and_rejected_payload(client):
     with pytest.raises(LabelStudioError, match="404"):
         client.export(999999)
