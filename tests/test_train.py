@@ -67,7 +67,7 @@ def test_metrics_report_the_chosen_and_the_last_epoch(trained):
     # The tiny corpus's names and places are single WordPiece words: auto chose "all".
     assert params["subword_labels"] == "auto"
     assert params["subword_labels_chosen"]["chosen"] == "all"
-    assert 0 <= params["subword_labels_chosen"]["multi_piece_share"] <= 0.15
+    assert 0 <= params["subword_labels_chosen"]["multi_piece_share"] <= 0.17
 
 
 def test_pipeline_loads_output(trained):

@@ -115,7 +115,7 @@ class TokenClassificationParams(BaseModel):
         default="auto",
         description="'all': every subword gets its word's tag (B-X continuation pieces get I-X; whole-word "
         "entities from transformers' pipeline); 'first': label the first subword of each word (-100 on the "
-        "rest); 'auto' (default): 'first' when more than 15% of the training words split into several pieces "
+        "rest); 'auto' (default): 'first' when more than 17% of the training words split into several pieces "
         "(noisy or technical text, where 'all' cost recall), else 'all' (tokclf/text/alignment.py).",
     )
 
