@@ -55,10 +55,11 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float,
 
 
 def breakdown(started: float, ended: float, marks: list[dict], names: dict[str, str]) -> list[dict]:
-    rows, previous = [], started
+    rows, previous, cpu = [], started, 0.0
     for m in marks:
-        rows.append({"phase": m["phase"], "what": names.get(m["phase"], m["phase"]), "s": round(m["t"] - previous, 3)})
-        previous = m["t"]
+        rows.append({"phase": m["phase"], "what": names.get(m["phase"], m["phase"]), "s": round(m["t"] - previous, 3),
+                     "cpu_s": round(m["cpu"] - cpu, 3)})
+        previous, cpu = m["t"], m["cpu"]
     rows.append({"phase": "exit", "what": "interpreter exit", "s": round(ended - previous, 3)})
     return rows
 
@@ -120,6 +121,7 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=1, help="tokclf train/predict runs (the fastest is reported)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--predict-model", help="only time `tokclf predict` on this model folder (no training)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "overhead.json"))
     parser.add_argument("--baseline-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,6 +129,16 @@ def main() -> int:
         baseline_worker(int(args.baseline_worker[0]), Path(args.baseline_worker[1]))
         return 0
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if args.predict_model:
+        with tempfile.TemporaryDirectory(prefix="tokclf-overhead-") as tmp:
+            runs = [run_predict(args.predict_model, Path(tmp), env) for _ in range(args.runs)]
+        for r in runs:
+            print(f"tokclf predict, one text: first result after {r['first_result_s']:.2f} s (whole {r['whole_s']:.2f} s, "
+                  f"load {os.getloadavg()[0]:.1f})")
+            for row in r["phases"]:
+                print(f"  {row['s']:7.2f} s wall {row.get('cpu_s', 0):6.2f} s CPU  {row['what']}")
+        Path(args.out).write_text(json.dumps({"predict": runs, "load": os.getloadavg()}, indent=2), encoding="utf-8")
+        return 0
     result: dict = {"sentences": args.sentences, "load_before": os.getloadavg(),
                     "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "train": [], "predict": []}
     with tempfile.TemporaryDirectory(prefix="tokclf-overhead-") as tmp:

@@ -172,3 +172,32 @@ def test_sampler_takes_a_numpy_length_column():
     batches = length_grouped_batches(lengths.tolist(), 16, generator=torch.Generator().manual_seed(4))
     sampler = ShuffledLengthGroupedSampler(lengths, 16, generator=torch.Generator().manual_seed(4))
     assert list(sampler) == [i for b in batches for i in b]
+
+
+def test_train_scores_the_validation_split_once_per_evaluation(tiny_model_dir, ner_jsonl_dir, tmp_path, monkeypatch):
+    """The final validation scores are the evaluation of the model training ended with (the best
+    checkpoint), not a second pass over the split; test is scored once."""
+    from tokclf import TokenClassificationParams, train
+    from tokclf.evaluation import scoring
+
+    calls: list[int] = []
+    real = scoring.score_sentences
+    monkeypatch.setattr(scoring, "score_sentences",
+                        lambda model, tokenizer, sentences, *a, **kw: calls.append(len(sentences)) or real(
+                            model, tokenizer, sentences, *a, **kw))
+    params = TokenClassificationParams(
+        data_path=str(ner_jsonl_dir), model=str(tiny_model_dir), project_name=str(tmp_path / "m"),
+        valid_split="validation", epochs=2, batch_size=8, max_seq_length=32, stride=4, lr=5e-3, seed=3,
+        early_stopping_patience=0,
+    )
+    result = train(params)
+    assert calls == [12, 12, 12]  # two epoch-end evaluations of validation, then test once
+    history = [e for e in result_log(result) if "eval_f1" in e]
+    best = max(history, key=lambda e: e["eval_f1"])
+    assert result.metrics["validation"]["f1"] == pytest.approx(best["eval_f1"])
+
+
+def result_log(result) -> list[dict]:
+    import json
+
+    return json.loads((result.output_dir / "training_log.json").read_text(encoding="utf-8"))

@@ -164,7 +164,9 @@ def run_training(
             for role, name in scored:
                 if name is None:
                     continue
-                metrics[role] = _scorer(params, tokenizer, data, name, features.get(name))(trainer.model)
+                reused = trainer.final_scores() if role == "validation" else None
+                metrics[role] = dict(reused) if reused is not None else (
+                    _scorer(params, tokenizer, data, name, features.get(name))(trainer.model))
                 metrics[role]["split"] = name
             mark("scoring")
             trainer.save_model(str(out))

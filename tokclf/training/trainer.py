@@ -130,6 +130,9 @@ class TokclfTrainer(Trainer):
         # What a run resuming from this run's checkpoints must match (written into each one).
         self.fingerprint = fingerprint or {}
         self._partial_root: str | None = None
+        # Full scores of every evaluation by global step: the run's final validation scores are
+        # those of the evaluation of the model it ends with, not a second pass over the split.
+        self.scores_by_step: dict[int, dict[str, Any]] = {}
         self.sparse_embeddings = sparse_embeddings
         self.tokens_per_step: float | None = None
         dataset = self.train_dataset
@@ -227,6 +230,13 @@ class TokclfTrainer(Trainer):
         ) / self.tokens_per_step
         return (loss, outputs) if return_outputs else loss
 
+    def final_scores(self) -> dict[str, Any] | None:
+        """The evaluation scores of the model training ended with (the best checkpoint when it was
+        loaded at the end, else the last step's model), or None when that model was not evaluated."""
+        state = self.state
+        best = self.args.load_best_model_at_end and state.best_model_checkpoint and state.best_global_step
+        return self.scores_by_step.get(state.best_global_step if best else state.global_step)
+
     def _clip_grad_norm(self, model):
         if self.sparse_embeddings:
             from tokclf.training.sparse_embeddings import clip_grad_norm
@@ -247,7 +257,9 @@ class TokclfTrainer(Trainer):
         if self.scorer is None:
             raise RuntimeError("TokclfTrainer.evaluate needs a scorer (the run has no validation split)")
         start = time.perf_counter()
-        metrics = flat_scalars(self.scorer(self.model), metric_key_prefix)
+        scores = self.scorer(self.model)
+        self.scores_by_step[self.state.global_step] = scores
+        metrics = flat_scalars(scores, metric_key_prefix)
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 4)
         metrics["epoch"] = self.state.epoch
         self.log(metrics)
