@@ -28,11 +28,11 @@ def load_deployment_config(path: str | Path) -> list[dict[str, Any]]:
 
     p = Path(path)
     if not p.is_file():
-        raise TokclfError(f"no deployment configuration at {p}", fix="run from the repository root or pass --deployments.")
+        raise TokclfError(f"no deployment configuration at {p}", fix="run from the repository root or pass --deployments.", code="E9001")
     raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     deployments = raw.get("deployments") or []
     if not isinstance(deployments, list) or not deployments:
-        raise TokclfError("no `deployments:` list", where=str(p), fix="declare the deployments as in the repo's prefect.yaml.")
+        raise TokclfError("no `deployments:` list", where=str(p), fix="declare the deployments as in the repo's prefect.yaml.", code="E9002")
     return deployments
 
 

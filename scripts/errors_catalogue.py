@@ -1,5 +1,5 @@
 """The error catalogue: every place tokclf raises one of its own errors carries a stable code
-(`code="E204"`), and docs/errors.md lists them all, generated from the source by this script.
+(`code="E2004"`), and docs/errors.md lists them all, generated from the source by this script.
 
     python scripts/errors_catalogue.py            # rewrite docs/errors.md
     python scripts/errors_catalogue.py --check    # exit 1 when docs/errors.md is stale or a code is missing/duplicated
@@ -7,7 +7,7 @@
 
 Codes are stable: a site keeps its code when the code around it moves, a removed site's code is
 never reused (the highest code ever given in a range is remembered in docs/errors.md), and each
-room of the library has its own range, so the hundreds digit tells a user where to look.
+room of the library has its own range, so the first digit tells a user where to look.
 The scan is over the AST, so it sees the real call sites, not text that merely looks like one.
 """
 
@@ -26,12 +26,17 @@ ERRORS_MODULE = REPO / "tokclf" / "core" / "errors.py"
 BASE = "TokclfError"
 
 # One range per room, in the import order of docs/architecture.md; tasks/ and flows/ share E9xx.
+# Codes are E + the room's digit + a 3-digit serial (E2017: the 17th code given in tokclf/data).
 RANGES: dict[str, int] = {
-    "tokclf/core": 0, "tokclf/text": 100, "tokclf/data": 200, "tokclf/inference": 300,
-    "tokclf/evaluation": 400, "tokclf/publishing": 500, "tokclf/training": 600,
-    "tokclf/pipeline": 700, "tokclf/cli": 800, "tasks": 900, "flows": 900,
+    "tokclf/core": 0, "tokclf/text": 1000, "tokclf/data": 2000, "tokclf/inference": 3000,
+    "tokclf/evaluation": 4000, "tokclf/publishing": 5000, "tokclf/training": 6000,
+    "tokclf/pipeline": 7000, "tokclf/cli": 8000, "tasks": 9000, "flows": 9000,
 }
-CODE = re.compile(r"^E\d{3}$")
+SPAN = 1000
+CODE = re.compile(r"^E\d{4}$")
+# Raised on purpose but not a mistake to look up: a signal ends training after a checkpoint
+# (tokclf.training.signals), with its own one-line message and exit status 128 + the signal.
+NOT_CATALOGUED = {"TrainingInterrupted"}
 HIGH_WATER = re.compile(r"<!-- highest code given: (\{.*\}) -->")
 
 
@@ -106,12 +111,14 @@ def _called_name(call: ast.Call) -> str | None:
     return None
 
 
-def scan(files: list[Path] | None = None) -> list[Site]:
+def scan(files: list[Path] | None = None, root: Path = REPO) -> list[Site]:
+    """Every call of a tokclf error class in `files` (default: the whole source), paths relative
+    to `root`. The error family is always read from the whole source."""
+    family = error_classes(source_files() + (files or []))
     files = source_files() if files is None else files
-    family = error_classes(files)
     sites: list[Site] = []
     for f in files:
-        rel = f.relative_to(REPO).as_posix()
+        rel = f.relative_to(root).as_posix()
         tree = ast.parse(f.read_text(encoding="utf-8"))
         # The innermost function around each call, for the docs' "raised in" column.
         owner: dict[int, str] = {}
@@ -120,16 +127,21 @@ def scan(files: list[Path] | None = None) -> list[Site]:
                 for inner in ast.walk(fn):
                     owner[id(inner)] = fn.name  # later (inner) functions overwrite outer ones
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Call) or _called_name(node) not in family:
+            if not isinstance(node, ast.Call) or _called_name(node) not in family - NOT_CATALOGUED:
                 continue
             if isinstance(node.func, ast.Name) and node.func.id == BASE and rel == "tokclf/core/errors.py":
                 continue
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             code = kw["code"].value if isinstance(kw.get("code"), ast.Constant) else None
-            what = node.args[0] if node.args else kw.get("what") or kw.get("problems")
-            sites.append(Site(rel, node.lineno, owner.get(id(node), "<module>"), _called_name(node) or "?",
-                              code, _text(what), _text(kw.get("fix")), node))
-    # ValidationFailed builds its own message from the problems it is given.
+            cls = _called_name(node) or "?"
+            if cls == "ValidationFailed":
+                # It builds its own message and fix from the problems it is given.
+                what_text = "data validation failed with {n} error(s), each listed with its file and row/line"
+                fix_text = "correct the rows named (or run `tokclf validate` to see the full report)."
+            else:
+                what_text = _text(node.args[0] if node.args else kw.get("what"))
+                fix_text = _text(kw.get("fix"))
+            sites.append(Site(rel, node.lineno, owner.get(id(node), "<module>"), cls, code, what_text, fix_text, node))
     return sorted(sites, key=lambda s: (s.path, s.line))
 
 
@@ -142,11 +154,11 @@ def problems(sites: list[Site]) -> list[str]:
             out.append(f"{where}: {s.cls}(...) has no code= (run python scripts/errors_catalogue.py --assign)")
             continue
         if not CODE.match(s.code):
-            out.append(f"{where}: code {s.code!r} is not of the form E123")
+            out.append(f"{where}: code {s.code!r} is not of the form E1234")
             continue
         base = RANGES[room_of(s.path)]
-        if not base <= int(s.code[1:]) < base + 100:
-            out.append(f"{where}: code {s.code} is outside its room's range E{base:03d}-E{base + 99:03d}")
+        if not base <= int(s.code[1:]) < base + SPAN:
+            out.append(f"{where}: code {s.code} is outside its room's range E{base:04d}-E{base + SPAN - 1:04d}")
         if s.code in seen:
             out.append(f"{where}: code {s.code} is also used at {seen[s.code].path}:{seen[s.code].line}")
         seen[s.code] = s
@@ -184,9 +196,9 @@ def assign() -> int:
         codes = {}
         for s in file_sites:  # in line order, so codes read top to bottom within a file
             used[base] = used.get(base, base) + 1
-            if used[base] >= base + 100:
+            if used[base] >= base + SPAN:
                 raise SystemExit(f"room {room_of(rel)} has run out of codes")
-            codes[id(s)] = f'code="E{used[base]:03d}"'.encode()
+            codes[id(s)] = f'code="E{used[base]:04d}"'.encode()
         # Edit from the end of the file backwards so earlier offsets stay valid.
         for s in sorted(file_sites, key=lambda s: (s.call.end_lineno, s.call.end_col_offset), reverse=True):
             close = starts[s.call.end_lineno - 1] + s.call.end_col_offset - 1
@@ -214,14 +226,14 @@ def render(sites: list[Site], high_water: dict[int, int]) -> str:
             base = RANGES[room_of(s.path)]
             high_water[base] = max(high_water.get(base, base), int(s.code[1:]))
     ranges = "\n".join(
-        f"| E{base:03d}-E{base + 99:03d} | " + ", ".join(f"`{p}`" for p, b in RANGES.items() if b == base) + " |"
+        f"| E{base:04d}-E{base + SPAN - 1:04d} | " + ", ".join(f"`{p}`" for p, b in RANGES.items() if b == base) + " |"
         for base in sorted(set(RANGES.values()))
     )
     hw = "{" + ", ".join(f"{k}: {v}" for k, v in sorted(high_water.items())) + "}"
     return f"""# Error catalogue
 
-Every error tokclf raises on purpose prints as `error: [E204] file:line: what went wrong` followed
-by `How to fix: ...`, and exits non-zero (2; 3 for failed data validation). The code is stable:
+Every error tokclf raises on purpose prints as `error: [E2004] file:line: what went wrong` followed
+by `How to fix: ...`, and exits with status 2. The code is stable:
 search this page (or the source) for it. A code is never reused for another error, even after
 the error it named is gone.
 
@@ -231,7 +243,7 @@ two sites share one). In the tables, `{{name}}` marks a value filled in at run t
 
 ## Ranges
 
-The hundreds digit names the part of tokclf that raised the error (see docs/architecture.md):
+The first digit names the part of tokclf that raised the error (see docs/architecture.md):
 
 | codes | raised in |
 |---|---|

@@ -63,12 +63,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tokclf.inference.predictor import Predictor
 
     if args.input is not None and args.texts:
-        raise TokclfError("give texts as arguments or --input, not both", fix="tokclf predict --model M --input FILE")
+        raise TokclfError("give texts as arguments or --input, not both", fix="tokclf predict --model M --input FILE", code="E8001")
     from_file = args.input is not None
     if args.input is None and not args.texts:
         if sys.stdin.isatty():
             raise TokclfError("nothing to predict", fix='tokclf predict --model M "Some text." (or --input FILE, '
-                              "or pipe text lines into stdin)")
+                              "or pipe text lines into stdin)", code="E8002")
         args.input = "-"
     if args.input is not None:
         items: Any = read_inputs(
@@ -94,7 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     has_gold = any(getattr(i, "gold", None) is not None for i in items)
     if args.metrics and not has_gold:
         raise TokclfError("--metrics needs inputs with gold tags (a tag column)", where=str(args.input or "texts"),
-                          fix="predict on CoNLL/JSONL/data inputs that carry tags, or drop --metrics.")
+                          fix="predict on CoNLL/JSONL/data inputs that carry tags, or drop --metrics.", code="E8003")
     if has_gold:
         records = predictor.predict(items, progress=show)
         write_records(records, args.output, fmt)
@@ -120,14 +120,14 @@ def _predict_annotations(args: argparse.Namespace, predictor: Any, items: Any, f
 
     if not predictor.is_bio:
         raise TokclfError(f"--output-format {fmt} writes entity spans, but this model's labels are not BIO tags "
-                          f"({', '.join(predictor.label_names[:5])}, ...)", fix="use --output-format jsonl or conll.")
+                          f"({', '.join(predictor.label_names[:5])}, ...)", fix="use --output-format jsonl or conll.", code="E8004")
     version = args.model_version or Path(str(args.model)).expanduser().resolve().name
     show = args.progress if args.progress is not None else (args.input is not None and sys.stderr.isatty())
     records = [from_prediction(r) for r in predictor.iter_predict(items, progress=show)]
     if not args.output or args.output == "-":
         if fmt in ("brat", "spacy"):
             raise TokclfError(f"--output-format {fmt} writes {'a folder' if fmt == 'brat' else 'a binary file'}",
-                              fix=f"give it with -o {'FOLDER' if fmt == 'brat' else 'FILE.spacy'}.")
+                              fix=f"give it with -o {'FOLDER' if fmt == 'brat' else 'FILE.spacy'}.", code="E8005")
         from tokclf.inference.annotations import doccano_line, prodigy_line
 
         if fmt == "labelstudio":

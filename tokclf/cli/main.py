@@ -122,7 +122,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     values = collect_params(args, DATA_KEYS)
     if "data_path" not in values:
-        raise TokclfError("--data-path is required", fix="tokclf validate --data-path DATA [--model M]")
+        raise TokclfError("--data-path is required", fix="tokclf validate --data-path DATA [--model M]", code="E8006")
     data_path = values.pop("data_path")
     values.pop("seed", None)
     report = validate(data_path, report_path=args.output, **values)

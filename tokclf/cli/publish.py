@@ -45,14 +45,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     username = args.username or saved.get("username")
     if not username:
         raise TokclfError("--username is required (the run did not record one)", where="publish",
-                          fix="tokclf publish --model DIR --username USER_OR_ORG")
+                          fix="tokclf publish --model DIR --username USER_OR_ORG", code="E8007")
     name = args.repo_name or Path(str(saved.get("project_name") or model_dir.resolve().name)).name
     problem = hub_repo_id_problem(username, name)
     if problem:
-        raise TokclfError(problem, where="publish", fix="pass --username / --repo-name with valid names.")
+        raise TokclfError(problem, where="publish", fix="pass --username / --repo-name with valid names.", code="E8008")
     if not 0 <= args.tolerance <= 1:
         raise TokclfError(f"--tolerance {args.tolerance} is outside 0..1", where="publish",
-                          fix="give the F1 drop allowed on the 0-1 scale, e.g. 0.01 for one point.")
+                          fix="give the F1 drop allowed on the 0-1 scale, e.g. 0.01 for one point.", code="E8009")
     token = resolve_token(args.token)
     result = publish(
         model_dir, repo_id=f"{username}/{name}", token=token, private=args.private, tolerance=args.tolerance,

@@ -26,5 +26,5 @@ def require(*modules: str, feature: str) -> None:
         extras = sorted({EXTRAS.get(m, m) for m in missing})
         raise EnvironmentProblem(
             f"{feature} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed",
-            fix=f"pip install 'tokclf[{','.join(extras)}]' (or 'tokclf[all]').",
+            fix=f"pip install 'tokclf[{','.join(extras)}]' (or 'tokclf[all]').", code="E0001",
         )

@@ -94,11 +94,11 @@ def check_target(target: Path, *, marker: str = MARKER, what: str = "written by 
     """Refuse to replace a non-empty folder that tokclf did not write (someone's data): only a
     folder holding `marker` (the file each kind of tokclf output carries) may be replaced."""
     if target.exists() and not target.is_dir():
-        raise TokclfError(f"output path {target} exists and is a file", fix="choose another output path.")
+        raise TokclfError(f"output path {target} exists and is a file", fix="choose another output path.", code="E0002")
     if target.is_dir() and any(target.iterdir()) and not (target / marker).exists():
         raise TokclfError(
             f"output folder {target} exists, is not empty and was not {what}; refusing to overwrite it",
-            fix="choose another output path or empty that folder.",
+            fix="choose another output path or empty that folder.", code="E0003",
         )
 
 

@@ -35,7 +35,7 @@ def check_precision(mixed_precision: str | None) -> None:
         raise EnvironmentProblem(
             "mixed_precision='fp16' needs a CUDA GPU, and none is available",
             where="mixed_precision",
-            fix="use mixed_precision='bf16' (fast on CPUs with AVX512-BF16/AMX) or leave it unset for fp32.",
+            fix="use mixed_precision='bf16' (fast on CPUs with AVX512-BF16/AMX) or leave it unset for fp32.", code="E0004",
         )
     if mixed_precision == "bf16" and not has_cuda() and not cpu_has_native_bf16():
         log.warning("bf16 requested on a CPU without native bf16 instructions: it will run, but likely slower than fp32")
@@ -46,7 +46,7 @@ def check_precision(mixed_precision: str | None) -> None:
             raise EnvironmentProblem(
                 "mixed_precision='bf16' is not supported by this GPU",
                 where="mixed_precision",
-                fix="use mixed_precision='fp16' on this GPU.",
+                fix="use mixed_precision='fp16' on this GPU.", code="E0005",
             )
 
 
@@ -76,7 +76,7 @@ def resolve_precision(mixed_precision: str | None, *, backend: str = "pytorch") 
     value = None if mixed_precision in (None, "none", "fp32") else mixed_precision
     if value not in (None, "auto", "bf16", "fp16"):
         raise TokclfError(f"mixed_precision={mixed_precision!r} is not one of {', '.join(PRECISIONS)}",
-                          where="mixed_precision", fix="use auto, fp32, bf16 or fp16.")
+                          where="mixed_precision", fix="use auto, fp32, bf16 or fp16.", code="E0006")
     if backend == "onnx":
         if value not in (None, "auto"):
             log.warning("mixed_precision=%s ignored: an ONNX model runs in its exported precision", value)

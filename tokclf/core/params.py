@@ -289,7 +289,7 @@ def params_from_mapping(data: dict[str, Any], *, source: str = "parameters") -> 
     try:
         return TokenClassificationParams(**data)
     except ValidationError as exc:
-        raise ParamsError(_describe(exc), where=source, fix=_FIX) from None
+        raise ParamsError(_describe(exc), where=source, fix=_FIX, code="E0007") from None
 
 
 _FIX = "see `tokclf train --help` or the Parameters section of the README for names and allowed values."
@@ -320,13 +320,13 @@ def flatten_config(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
                 if sub in flat:
                     raise ParamsError(
                         f"parameter {sub!r} is set twice ({origin[sub]} and {key}.{sub})",
-                        where=source, fix="keep one of them.",
+                        where=source, fix="keep one of them.", code="E0008",
                     )
                 flat[sub] = sub_value
                 origin[sub] = f"{key}.{sub}"
         else:
             if key in flat:
-                raise ParamsError(f"parameter {key!r} is set twice ({origin[key]} and {key})", where=source, fix="keep one of them.")
+                raise ParamsError(f"parameter {key!r} is set twice ({origin[key]} and {key})", where=source, fix="keep one of them.", code="E0009")
             flat[key] = value
             origin[key] = key
     return flat
@@ -338,15 +338,15 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise ParamsError(f"config file not found: {p}", fix="pass the path of a YAML file with parameters.")
+        raise ParamsError(f"config file not found: {p}", fix="pass the path of a YAML file with parameters.", code="E0010")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p}, line {mark.line + 1}" if mark is not None else str(p)
-        raise ParamsError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where, fix="fix the YAML syntax.") from None
+        raise ParamsError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where, fix="fix the YAML syntax.", code="E0011") from None
     except UnicodeDecodeError as exc:
-        raise ParamsError(f"not UTF-8 text (byte {exc.start})", where=str(p), fix="save the file as UTF-8.") from None
+        raise ParamsError(f"not UTF-8 text (byte {exc.start})", where=str(p), fix="save the file as UTF-8.", code="E0012") from None
     if not isinstance(raw, dict):
-        raise ParamsError("expected a mapping of parameter names to values", where=str(p), fix="write `key: value` lines.")
+        raise ParamsError("expected a mapping of parameter names to values", where=str(p), fix="write `key: value` lines.", code="E0013")
     return flatten_config(raw, source=str(p))

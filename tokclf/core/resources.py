@@ -34,12 +34,12 @@ def resolve_package_path(uri: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise TokclfError(
             f"package {module!r} named in {uri!r} is not installed",
-            fix=f"pip install {module.replace('_', '-')} (or give a local path instead).",
+            fix=f"pip install {module.replace('_', '-')} (or give a local path instead).", code="E0014",
         )
     root = Path(next(iter(spec.submodule_search_locations)))
     path = root / sub if sub else root
     if not path.exists():
-        raise TokclfError(f"{uri!r}: no such file or folder inside package {module!r} ({path})")
+        raise TokclfError(f"{uri!r}: no such file or folder inside package {module!r} ({path})", code="E0015")
     return path
 
 

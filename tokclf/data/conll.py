@@ -39,7 +39,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
         read_text(path)  # raises the error with the byte offset and line
         raise
     except OSError as exc:
-        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path)) from None
+        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path), code="E2001") from None
     if blank:
         read_text(path)  # raises "the file is empty"
 
@@ -134,20 +134,20 @@ def iter_conll(path: Path, *, token_column: int = 0, tag_column: int = -1,
                     f"this line has {ncols} column(s), too few for {bad}={token_column if t is None else tag_column}",
                     where=f"{path}, line {lineno}",
                     fix=f"choose columns 0..{ncols - 1} (or -1 for the last); columns are separated by "
-                    f"{'tabs' if sep else 'spaces or tabs'}.",
+                    f"{'tabs' if sep else 'spaces or tabs'}.", code="E2002",
                 )
             tok_i, tag_i = t, g
         elif len(fields) != ncols:
             raise DataError(
                 f"this line has {len(fields)} column(s) but the file's first word line (line {first_line}) has {ncols}",
                 where=f"{path}, line {lineno}",
-                fix="give every word line the same columns (a word containing a space? use tabs between columns).",
+                fix="give every word line the same columns (a word containing a space? use tabs between columns).", code="E2003",
             )
         sentences.add(lineno, fields[tok_i], fields[tag_i])
     sentences.end_sentence()
     if not sentences.count:
         raise DataError("no sentences found (only blank or -DOCSTART- lines)", where=str(path),
-                        fix="write one word per line with its tag, and a blank line between sentences.")
+                        fix="write one word per line with its tag, and a blank line between sentences.", code="E2004")
     if len(sentences.out):
         yield sentences.out
 
@@ -162,7 +162,7 @@ def iter_conllu(path: Path, *, tag: str = "upos", batch_sentences: int | None = 
     """`read_conllu` in batches of `batch_sentences` sentences (None: one batch of all). The
     whole-file checks (no sentences, no tags at all) raise after the last batch."""
     if tag not in CONLLU_TAG_INDEX:
-        raise DataError(f"conllu_tag={tag!r} is not supported", fix="use 'upos' or 'xpos'.")
+        raise DataError(f"conllu_tag={tag!r} is not supported", fix="use 'upos' or 'xpos'.", code="E2005")
     col = CONLLU_TAG_INDEX[tag]
     out = RawSplit([], [], [], [], str(path), "line")
     sentences = _Sentences(out)
@@ -183,7 +183,7 @@ def iter_conllu(path: Path, *, tag: str = "upos", batch_sentences: int | None = 
             raise DataError(
                 f"this line has {len(fields)} tab-separated column(s); CoNLL-U needs 10 ({' '.join(CONLLU_COLUMNS)})",
                 where=f"{path}, line {lineno}",
-                fix="separate the 10 columns with tabs (not spaces); use '_' for an empty field.",
+                fix="separate the 10 columns with tabs (not spaces); use '_' for an empty field.", code="E2006",
             )
         ident = fields[0]
         if "-" in ident or "." in ident:
@@ -194,9 +194,9 @@ def iter_conllu(path: Path, *, tag: str = "upos", batch_sentences: int | None = 
     sentences.end_sentence()
     if not sentences.count:
         raise DataError("no sentences found (no word lines)", where=str(path),
-                        fix="CoNLL-U needs word lines of 10 tab-separated columns, a blank line after each sentence.")
+                        fix="CoNLL-U needs word lines of 10 tab-separated columns, a blank line after each sentence.", code="E2007")
     if all_blank_tags:
         raise DataError(f"the {tag.upper()} column is '_' on every word: this file has no {tag.upper()} tags",
-                        where=str(path), fix=f"use conllu_tag={'upos' if tag == 'xpos' else 'xpos'}.")
+                        where=str(path), fix=f"use conllu_tag={'upos' if tag == 'xpos' else 'xpos'}.", code="E2008")
     if len(sentences.out):
         yield sentences.out

@@ -29,7 +29,7 @@ def load_saved(path: Path) -> dict[str, Any] | Any:
         loaded = datasets.load_from_disk(str(path))
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; the user needs one message
         raise DataError(f"cannot load the saved dataset: {type(exc).__name__}: {exc}", where=str(path),
-                        fix="point data_path at a folder written by Dataset.save_to_disk / DatasetDict.save_to_disk.") from None
+                        fix="point data_path at a folder written by Dataset.save_to_disk / DatasetDict.save_to_disk.", code="E2043") from None
     if isinstance(loaded, datasets.DatasetDict):
         return dict(loaded)
     return loaded
@@ -48,7 +48,7 @@ def load_hub(name: str) -> dict[str, Any]:
             where=name,
             fix="check the path (relative paths start from the current folder), or, for a Hub dataset, "
             "check the id and your network; with HF_HUB_OFFLINE=1 / HF_DATASETS_OFFLINE=1 only cached "
-            "datasets load, so give a local path (file, folder or save_to_disk folder) instead.",
+            "datasets load, so give a local path (file, folder or save_to_disk folder) instead.", code="E2044",
         ) from None
     if isinstance(loaded, datasets.DatasetDict):
         return dict(loaded)

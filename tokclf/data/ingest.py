@@ -80,7 +80,7 @@ def find_split_files(folder: Path) -> dict[str, Path]:
         if name in found:
             raise DataError(
                 f"two files give split {name!r}: {found[name].name} and {path.name}", where=str(folder),
-                fix="keep one file per split (or point data_path at the file you mean).",
+                fix="keep one file per split (or point data_path at the file you mean).", code="E2045",
             )
         found[name] = path
     if not found:
@@ -88,7 +88,7 @@ def find_split_files(folder: Path) -> dict[str, Path]:
         raise DataError(
             f"no data files found; the folder holds: {present}", where=str(folder),
             fix=f"name split files like train.txt / valid.txt / test.txt (extensions: {', '.join(SUPPORTED)}), "
-            "or point data_path at one file or a save_to_disk folder.",
+            "or point data_path at one file or a save_to_disk folder.", code="E2046",
         )
     return found
 
@@ -106,7 +106,7 @@ def resolve_split(requested: str, available: Iterable[str], *, where: str) -> st
     if len(matches) > 1:
         raise DataError(
             f"split {requested!r} is ambiguous: the data has {', '.join(matches)}", where=where,
-            fix=f"name the one you mean exactly (e.g. valid_split={matches[0]!r}).",
+            fix=f"name the one you mean exactly (e.g. valid_split={matches[0]!r}).", code="E2047",
         )
     return matches[0] if matches else None
 
@@ -125,7 +125,7 @@ def read_file(path: Path, *, tokens_column: str, tags_column: str, conll_token_c
     if suffix in CONLL_EXTENSIONS:
         return conll.read_conll(path, token_column=conll_token_column, tag_column=conll_tag_column)
     raise DataError(f"unsupported file type {suffix or '(no extension)'!r}", where=str(path),
-                    fix=f"use one of: {', '.join(SUPPORTED)}.")
+                    fix=f"use one of: {', '.join(SUPPORTED)}.", code="E2048")
 
 
 def _sources(data_path: str, train_split: str) -> tuple[dict[str, Any], str]:
@@ -141,7 +141,7 @@ def _sources(data_path: str, train_split: str) -> tuple[dict[str, Any], str]:
             return (loaded if isinstance(loaded, dict) else {train_split: loaded}), str(path)
         return dict(find_split_files(path)), str(path)
     if not is_hub_id(data_path, file_suffixes=SUPPORTED):
-        raise DataError(f"no such file or folder: {data_path}", fix="check the path (relative to the current folder).")
+        raise DataError(f"no such file or folder: {data_path}", fix="check the path (relative to the current folder).", code="E2049")
     return hf.load_hub(data_path), f"hub:{data_path}"
 
 
@@ -308,14 +308,14 @@ def load_labelled_data(
                 raise DataError(
                     f"{kind}={requested!r} not found; the data has split(s): {', '.join(available)}",
                     where=origin, fix=f"set {kind} to one of those names"
-                    + (" (a single file is the train split only)." if len(available) == 1 else "."),
+                    + (" (a single file is the train split only)." if len(available) == 1 else "."), code="E2050",
                 )
             notes.append(f"no {requested!r} split in the data: nothing to test on after training.")
             continue
         if found in wanted.values() and requested not in wanted:
             other = next(k for k, v in wanted.items() if v == found)
             raise DataError(f"{kind}={requested!r} and split {other!r} are the same data ({found!r})", where=origin,
-                            fix="choose different splits for train, validation and test.")
+                            fix="choose different splits for train, validation and test.", code="E2051")
         wanted[requested] = found
 
     readers: dict[str, Callable[[], Iterator[RawSplit]]] = {}
@@ -338,7 +338,7 @@ def load_labelled_data(
         if stream is not None:
             first = next(_head(stream(), max_samples), None)
             if first is None:
-                raise DataError(f"split {ours!r} has no sentences", where=str(src), fix="add data or choose another split.")
+                raise DataError(f"split {ours!r} has no sentences", where=str(src), fix="add data or choose another split.", code="E2052")
             first = map_split_tags(first, mapping)
             readers[ours] = (lambda raw=first: iter([raw]))
             continue
@@ -366,7 +366,7 @@ def load_labelled_data(
             count = len(raw)
         if count == 0 or raw is None:
             raise DataError(f"split {ours!r} has no sentences", where=raw.source if raw is not None else origin,
-                            fix="add data or choose another split.")
+                            fix="add data or choose another split.", code="E2053")
         planned[ours] = raw
     plan = plan_labels(planned, train_split, user_names)
     for ours in (s for s in plan.order if s in streamed):
@@ -402,12 +402,12 @@ def load_labelled_data(
 
 def _carve(train: Any, ratio: float, seed: int, source: str) -> tuple[Any, Any]:
     if not 0 < ratio < 1:
-        raise DataError(f"validation_split_ratio={ratio} must be between 0 and 1", fix="use e.g. 0.1.")
+        raise DataError(f"validation_split_ratio={ratio} must be between 0 and 1", fix="use e.g. 0.1.", code="E2054")
     try:
         parts = train.train_test_split(test_size=ratio, seed=seed)
     except ValueError as exc:
         raise DataError(f"cannot carve a validation split: {exc}", where=source,
-                        fix="use a larger train split or a larger validation_split_ratio.") from None
+                        fix="use a larger train split or a larger validation_split_ratio.", code="E2055") from None
     return parts["train"], parts["test"]
 
 

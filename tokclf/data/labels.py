@@ -78,7 +78,7 @@ def parse_label_names(value: list[str] | str | None) -> list[str] | None:
                 text = path.read_text(encoding="utf-8-sig")
             except UnicodeDecodeError as exc:
                 raise DataError(f"label names file is not UTF-8 text (byte {exc.start})", where=str(path),
-                                fix="save the file as UTF-8.") from None
+                                fix="save the file as UTF-8.", code="E2056") from None
             names = [line.strip() for line in text.splitlines() if line.strip()]
             source = str(path)
         elif "," in value:
@@ -87,17 +87,17 @@ def parse_label_names(value: list[str] | str | None) -> list[str] | None:
         else:
             raise DataError(
                 f"label_names={value!r} is neither an existing file nor a comma-separated list",
-                fix="pass a list of names, a string like 'O,B-PER,I-PER', or the path of a file with one name per line.",
+                fix="pass a list of names, a string like 'O,B-PER,I-PER', or the path of a file with one name per line.", code="E2057",
             )
     else:
         names = [str(n).strip() for n in value]
         source = "label_names"
     if not names:
-        raise DataError("label_names is empty", where=source, fix="give one name per tag id, in id order.")
+        raise DataError("label_names is empty", where=source, fix="give one name per tag id, in id order.", code="E2058")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise DataError(f"label_names lists {', '.join(dupes)} more than once", where=source,
-                        fix="each name must appear once; its position is its id.")
+                        fix="each name must appear once; its position is its id.", code="E2059")
     return names
 
 
@@ -121,7 +121,7 @@ def tag_kind(split: RawSplit) -> str:
                 raise DataError(
                     f"tags mix integers and strings: {split.unit} {split.lines[first]} has {said[kind]} tags, "
                     f"this sentence has {said[this]} tags",
-                    where=split.where(i), fix="use one kind of tag throughout (all names like 'B-PER', or all ids).",
+                    where=split.where(i), fix="use one kind of tag throughout (all names like 'B-PER', or all ids).", code="E2060",
                 )
     return kind or "none"
 
@@ -136,7 +136,7 @@ def _map_strings(split: RawSplit, index: dict[str, int], names_from: str) -> lis
             if tag not in index:
                 raise DataError(
                     f"tag {tag!r} (word {w}) is not one of the label names from {names_from} ({', '.join(index)})",
-                    where=split.where(i), fix="add it to label_names, or correct the tag.",
+                    where=split.where(i), fix="add it to label_names, or correct the tag.", code="E2061",
                 )
     raise AssertionError("unreachable")
 
@@ -149,7 +149,7 @@ def _remap_ids(split: RawSplit, names: list[str]) -> list[list[int]]:
     if missing:
         raise DataError(
             f"its ClassLabel names include {', '.join(missing)}, which the train split's ClassLabel does not have",
-            where=split.source, fix="give every split the same ClassLabel feature (cast_column).",
+            where=split.source, fix="give every split the same ClassLabel feature (cast_column).", code="E2062",
         )
     table = [index[n] for n in split.label_names]
     return [[table[t] if 0 <= t < len(table) else t for t in tags] for tags in split.tags]
@@ -184,7 +184,7 @@ def plan_labels(raws: dict[str, RawSplit], train_split: str, user_names: list[st
         raise DataError(
             f"split {str_splits[0]!r} has string tags but split {int_splits[0]!r} has integer ids",
             where=f"{raws[str_splits[0]].source} / {raws[int_splits[0]].source}",
-            fix="use the same kind of tag in every split.",
+            fix="use the same kind of tag in every split.", code="E2063",
         )
 
     if str_splits:

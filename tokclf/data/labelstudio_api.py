@@ -46,7 +46,7 @@ def token_from_env(name: str = TOKEN_ENV) -> str:
         raise LabelStudioAuthError(
             f"no Label Studio token: the environment variable {name} is not set", where=name,
             fix=f"copy a token from Label Studio (Account & Settings -> Access Token) into {name} for the process "
-                "that runs the loop (or name a Prefect Secret block in the flow's labelstudio_token_secret).",
+                "that runs the loop (or name a Prefect Secret block in the flow's labelstudio_token_secret).", code="E2064",
         )
     return value
 
@@ -70,10 +70,10 @@ class LabelStudioClient:
 
         if not url or not url.startswith(("http://", "https://")):
             raise LabelStudioError(f"not a Label Studio URL: {url!r}", where="labelstudio_url",
-                                   fix="give the server's address, e.g. http://localhost:8080.")
+                                   fix="give the server's address, e.g. http://localhost:8080.", code="E2065")
         if not token or not token.strip():
             raise LabelStudioAuthError("empty Label Studio token", where=url,
-                                       fix=f"set {TOKEN_ENV} to a token from Account & Settings -> Access Token.")
+                                       fix=f"set {TOKEN_ENV} to a token from Account & Settings -> Access Token.", code="E2066")
         self.url = url.rstrip("/")
         self.__token = token.strip()
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
@@ -103,7 +103,7 @@ class LabelStudioClient:
         if response.status_code != 200 or "access" not in (body := response.json()):
             raise LabelStudioAuthError(
                 f"Label Studio refused the personal access token (HTTP {response.status_code} from /api/token/refresh/)",
-                where=self.url, fix="create a new personal access token (Account & Settings) and set it again.",
+                where=self.url, fix="create a new personal access token (Account & Settings) and set it again.", code="E2067",
             )
         self._auth = f"Bearer {body['access']}"
         return self._auth
@@ -118,7 +118,7 @@ class LabelStudioClient:
             # The exception text names the URL, never the headers.
             raise LabelStudioError(
                 f"cannot reach Label Studio ({type(exc).__name__}: {exc})", where=f"{self.url}{path}",
-                fix="check that the server runs and the URL (scheme, host, port) is right.",
+                fix="check that the server runs and the URL (scheme, host, port) is right.", code="E2068",
             ) from None
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kw: Any) -> Any:
@@ -131,22 +131,22 @@ class LabelStudioClient:
                 f"Label Studio refused the token (HTTP {response.status_code}: {_detail(response)})",
                 where=f"{self.url}{path}",
                 fix=f"set {TOKEN_ENV} to a valid token of a user of this project (Account & Settings -> Access Token); "
-                    "a legacy token needs legacy tokens enabled for the organization.",
+                    "a legacy token needs legacy tokens enabled for the organization.", code="E2069",
             )
         if response.status_code == 404:
             raise LabelStudioError(f"not found (HTTP 404: {_detail(response)})", where=f"{self.url}{path}",
-                                   fix="check the project / task id (the number in the project's URL).")
+                                   fix="check the project / task id (the number in the project's URL).", code="E2070")
         if response.status_code not in ok:
             raise LabelStudioError(f"Label Studio answered HTTP {response.status_code}: {_detail(response)}",
                                    where=f"{method} {self.url}{path}",
-                                   fix="see the server's message; check the labeling config and the payload.")
+                                   fix="see the server's message; check the labeling config and the payload.", code="E2071")
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError:
             raise LabelStudioError(f"Label Studio answered with something that is not JSON: {response.text[:200]!r}",
-                                   where=f"{self.url}{path}", fix="check the URL points at Label Studio itself.") from None
+                                   where=f"{self.url}{path}", fix="check the URL points at Label Studio itself.", code="E2072") from None
 
     # -- the calls of the loop ------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class LabelStudioClient:
         ids = [int(i) for i in body.get("task_ids") or []]
         if len(ids) != len(tasks):
             raise LabelStudioError(f"imported {body.get('task_count')} of {len(tasks)} tasks", where=self.url,
-                                   fix="check every task has a `data` object with the config's text field.")
+                                   fix="check every task has a `data` object with the config's text field.", code="E2073")
         return ids
 
     def create_prediction(self, task: int, *, result: list[dict[str, Any]], model_version: str,
@@ -214,7 +214,7 @@ class LabelStudioClient:
         body = self.request("GET", f"/api/projects/{int(project)}/export", params=params)
         if not isinstance(body, list):
             raise LabelStudioError("the export is not a list of tasks", where=f"{self.url}/api/projects/{project}/export",
-                                   fix="check the URL points at Label Studio and the project id is right.")
+                                   fix="check the URL points at Label Studio and the project id is right.", code="E2074")
         return body
 
 

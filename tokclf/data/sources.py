@@ -53,7 +53,7 @@ def load_sources(
     from tokclf.data.ingest import resolve_split
 
     if not data_paths:
-        raise DataError("data_path is an empty list", fix="give at least one data source.")
+        raise DataError("data_path is an empty list", fix="give at least one data source.", code="E2075")
     parts: list[tuple[str, LabelledData]] = []
     for path in data_paths:
         splits = available(path)
@@ -62,11 +62,11 @@ def load_sources(
                     test_split=test_split, label_names=label_names, **kwargs)
         if data.label_names is None:
             raise DataError("integer tags without label names cannot be merged with other sources by name", where=path,
-                            fix="set label_names, or convert the tags to names.")
+                            fix="set label_names, or convert the tags to names.", code="E2076")
         parts.append((path, data))
     if valid_split is not None and not any(valid_split in d.splits for _, d in parts):
         raise DataError(f"valid_split={valid_split!r} is in none of the sources", where=", ".join(data_paths),
-                        fix="give one source with that split, or use validation_split_ratio.")
+                        fix="give one source with that split, or use validation_split_ratio.", code="E2077")
 
     names: list[str] = []
     order = [train_split] + sorted({s for _, d in parts for s in d.splits} - {train_split})

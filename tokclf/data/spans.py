@@ -88,7 +88,7 @@ def span_options(alignment: str = "expand", overlapping: str = "error", label_ma
     label_names' B-/I- tags when given, else the label map's targets (and names it leaves alone)."""
     if alignment not in ALIGNMENTS or overlapping not in OVERLAPPING:
         raise DataError(f"span_alignment={alignment!r} / overlapping={overlapping!r} is not an option",
-                        fix=f"span_alignment: {', '.join(ALIGNMENTS)}; overlapping: {', '.join(OVERLAPPING)}.")
+                        fix=f"span_alignment: {', '.join(ALIGNMENTS)}; overlapping: {', '.join(OVERLAPPING)}.", code="E2078")
     mapping = parse_label_map(label_map)
     known = {n[2:] for n in label_names if n[:2] in ("B-", "I-")} if label_names else None
     if known is None and mapping and alignment == "strict":
@@ -189,15 +189,15 @@ def parse_label_map(value: str | dict[str, str] | None) -> dict[str, str] | None
                 old, sep, new = part.partition("=")
                 if not sep or not old.strip() or not new.strip():
                     raise DataError(f"label_map entry {part!r} is not OLD=NEW", where="label_map",
-                                    fix="write e.g. 'Modifier=Disease,SpecificDisease=Disease'.")
+                                    fix="write e.g. 'Modifier=Disease,SpecificDisease=Disease'.", code="E2079")
                 pairs[old.strip()] = new.strip()
         else:
             raise DataError(f"label_map={value!r} is neither an existing file nor OLD=NEW pairs", where="label_map",
-                            fix="write 'Modifier=Disease,SpecificDisease=Disease' or give a YAML/JSON file of old: new.")
+                            fix="write 'Modifier=Disease,SpecificDisease=Disease' or give a YAML/JSON file of old: new.", code="E2080")
     for old, new in pairs.items():
         if old.startswith(("B-", "I-")) or new.startswith(("B-", "I-")) or OUTSIDE in (old, new) and old != new:
             raise DataError(f"label_map maps {old!r} to {new!r}: it maps entity types, not tags", where=source,
-                            fix="name types without B-/I- prefixes (Modifier=Disease), and leave 'O' out.")
+                            fix="name types without B-/I- prefixes (Modifier=Disease), and leave 'O' out.", code="E2081")
     return pairs or None
 
 
@@ -211,10 +211,10 @@ def _label_map_file(path: Path) -> dict[str, str]:
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise DataError(f"label map file is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}",
-                        where=str(path), fix="write one `old: new` pair per line (YAML) or a JSON object.") from None
+                        where=str(path), fix="write one `old: new` pair per line (YAML) or a JSON object.", code="E2082") from None
     if not isinstance(raw, dict) or not all(isinstance(v, (str, int)) for v in raw.values()):
         raise DataError("label map file must hold a mapping of old type -> new type", where=str(path),
-                        fix="write one `old: new` pair per line (YAML) or a JSON object.")
+                        fix="write one `old: new` pair per line (YAML) or a JSON object.", code="E2083")
     return {str(k): str(v) for k, v in raw.items()}
 
 
@@ -253,28 +253,28 @@ def check_span(doc: SpanDoc, span: Span, options: SpanOptions) -> None:
     where = _span_where(doc, span)
     if not isinstance(span.start, int) or not isinstance(span.end, int) or isinstance(span.start, bool):
         raise DataError(f"offsets must be integers, got {span.start!r} and {span.end!r}", where=where,
-                        fix="export character offsets as integers.")
+                        fix="export character offsets as integers.", code="E2084")
     if span.start < 0 or span.end > n:
         raise DataError(f"offsets are outside the text, which has {n} characters", where=where,
                         fix="re-export the annotations against this exact text (offsets count characters "
-                        "from 0; an edited text shifts them).")
+                        "from 0; an edited text shifts them).", code="E2085")
     if span.end <= span.start:
         raise DataError(f"the span ends ({span.end}) {'before' if span.end < span.start else 'where'} it starts "
-                        f"({span.start})", where=where, fix="give every span end > start (end is exclusive).")
+                        f"({span.start})", where=where, fix="give every span end > start (end is exclusive).", code="E2086")
     if not span.label or not str(span.label).strip():
-        raise DataError("the span has no label", where=where, fix="give every span a label, or delete it.")
+        raise DataError("the span has no label", where=where, fix="give every span a label, or delete it.", code="E2087")
     actual = doc.text[span.start:span.end]
     if span.recorded is not None and span.recorded != actual and " ".join(span.recorded.split()) != " ".join(actual.split()):
         raise DataError(f"the recorded span text {span.recorded!r} differs from the text at these offsets "
                         f"{actual!r}", where=where,
                         fix="the text was edited after annotating, or the offsets count something else "
-                        "(bytes, UTF-16 units): re-export the annotations from the same text.")
+                        "(bytes, UTF-16 units): re-export the annotations from the same text.", code="E2088")
     if options.alignment == "strict" and options.known_types is not None:
         label = map_type(span.label, options.label_map)
         if label not in options.known_types:
             raise DataError(f"label {span.label!r} is not a known type ({', '.join(sorted(options.known_types))})",
                             where=where, fix="add it to label_names / label_map, correct the label, or use "
-                            "span_alignment=expand to accept the labels as they come.")
+                            "span_alignment=expand to accept the labels as they come.", code="E2089")
 
 
 def _word_range(offsets: Sequence[tuple[int, int]], start: int, end: int, mode: str) -> tuple[int, int]:
@@ -319,7 +319,7 @@ def align_doc(doc: SpanDoc, options: SpanOptions, stats: SpanStats) -> AlignedDo
                     f"span {text!r} ({span.label}) has an edge inside a word: the words there are "
                     f"[{ws}:{we}] {doc.text[ws:we]!r}", where=_span_where(doc, span),
                     fix="correct the span to whole words, or use span_alignment=expand (grow to whole words) "
-                    "or contract (shrink to the words inside).")
+                    "or contract (shrink to the words inside).", code="E2090")
             action = "expanded" if options.alignment == "expand" else "contracted"
             stats.add(AlignmentIssue(here, span.start, span.end, text, label, action,
                                      f"now [{ws}:{we}] {doc.text[ws:we]!r}"))
@@ -358,7 +358,7 @@ def _resolve_overlaps(doc: SpanDoc, placed: list[tuple[int, int, Span]], options
                 f"[{span.start}:{span.end}] {span.recorded!r} ({span.label})",
                 where=doc.where,
                 fix="delete one of them, or set overlapping=longest (keep the longer) or overlapping=first "
-                "(keep the one starting first); IOB2 tags cannot hold nested spans.")
+                "(keep the one starting first); IOB2 tags cannot hold nested spans.", code="E2091")
         stats.add(AlignmentIssue(doc.where, span.start, span.end, span.recorded or "", span.label, "overlap-dropped",
                                  f"overlaps [{other.start}:{other.end}] {other.recorded!r} ({other.label}), "
                                  f"kept by overlapping={options.overlapping}"))
@@ -374,7 +374,7 @@ def to_raw_split(aligned: list[AlignedDoc], stats: SpanStats, *, source: str, un
     """Aligned documents -> the RawSplit every reader returns (tags as IOB2 strings)."""
     if not aligned:
         raise DataError("no annotated records found", where=source,
-                        fix="export at least one annotated task/document (cancelled and rejected ones are skipped).")
+                        fix="export at least one annotated task/document (cancelled and rejected ones are skipped).", code="E2092")
     raw = RawSplit([d.words for d in aligned], [d.tags for d in aligned], [d.line for d in aligned],
                    [d.document for d in aligned], source, unit)
     raw.annotations = stats.to_dict()

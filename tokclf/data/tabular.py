@@ -30,7 +30,7 @@ def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path)) from None
+        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path), code="E2093") from None
     try:
         text = data.decode("utf-8-sig")  # a BOM (Excel's CSV export) is not part of the header
     except UnicodeDecodeError as exc:
@@ -38,10 +38,10 @@ def read_text(path: Path) -> str:
         raise DataError(
             f"not valid UTF-8: byte {exc.start} (0x{data[exc.start]:02x}) cannot be decoded ({exc.reason})",
             where=f"{path}, line {line}",
-            fix="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`).",
+            fix="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`).", code="E2094",
         ) from None
     if not text.strip():
-        raise DataError("the file is empty", where=str(path), fix="point data_path at a file with sentences.")
+        raise DataError("the file is empty", where=str(path), fix="point data_path at a file with sentences.", code="E2095")
     return text
 
 
@@ -49,7 +49,7 @@ def missing_column(name: str, which: str, columns: list[str], where: str) -> Dat
     return DataError(
         f"column {name!r} not found; the columns are: {', '.join(map(repr, columns)) or '(none)'}",
         where=where,
-        fix=f"set {which} to the column holding the {'words' if which == 'tokens_column' else 'tags'}.",
+        fix=f"set {which} to the column holding the {'words' if which == 'tokens_column' else 'tags'}.", code="E2096",
     )
 
 
@@ -63,12 +63,12 @@ def parse_list_cell(cell: str, *, column: str, where: str) -> list[Any]:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             shown = text if len(text) <= 60 else text[:57] + "..."
-            raise DataError(f"column {column!r}: {shown!r} is not a list literal", where=where, fix=LIST_FIX) from None
+            raise DataError(f"column {column!r}: {shown!r} is not a list literal", where=where, fix=LIST_FIX, code="E2097") from None
     if isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, list):
         raise DataError(f"column {column!r}: expected a list, got {type(value).__name__} {text[:40]!r}",
-                        where=where, fix=LIST_FIX)
+                        where=where, fix=LIST_FIX, code="E2098")
     return value
 
 
@@ -77,32 +77,32 @@ def check_record(tokens: Any, tags: Any, *, tokens_column: str, tags_column: str
     for name, value in ((tokens_column, tokens), (tags_column, tags)):
         if value is None:
             raise DataError(f"column {name!r} is missing (null) in this record", where=where,
-                            fix="give every record a list, [] for none.")
+                            fix="give every record a list, [] for none.", code="E2099")
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise DataError(f"column {name!r} holds {type(value).__name__} {str(value)[:40]!r}, not a list",
-                            where=where, fix="store one list of words and one list of tags per sentence.")
+                            where=where, fix="store one list of words and one list of tags per sentence.", code="E2100")
     tokens, tags = list(tokens), list(tags)
     for i, tok in enumerate(tokens, 1):
         if not isinstance(tok, str):
             raise DataError(f"word {i} in {tokens_column!r} is {type(tok).__name__} {tok!r}, not a string",
-                            where=where, fix="quote every word (\"1996\", not 1996).")
+                            where=where, fix="quote every word (\"1996\", not 1996).", code="E2101")
     for i, tag in enumerate(tags, 1):
         if isinstance(tag, bool) or not isinstance(tag, (int, str)):
             raise DataError(f"tag {i} in {tags_column!r} is {type(tag).__name__} {tag!r}; tags must be integer ids or names",
-                            where=where, fix="write tags as ids (0, 1, ...) or names ('O', 'B-PER', ...).")
+                            where=where, fix="write tags as ids (0, 1, ...) or names ('O', 'B-PER', ...).", code="E2102")
     return tokens, tags
 
 
 def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str) -> RawSplit:
     """(place, record dict) pairs -> RawSplit, checking keys and types."""
     if not records:
-        raise DataError("no records found", where=str(path), fix="add one record per sentence.")
+        raise DataError("no records found", where=str(path), fix="add one record per sentence.", code="E2103")
     out = RawSplit([], [], [], [], str(path), unit)
     for place, rec in records:
         where = f"{path}, {unit} {place}"
         if not isinstance(rec, dict):
             raise DataError(f"expected an object with {tokens_column!r} and {tags_column!r}, got {type(rec).__name__}",
-                            where=where, fix='write one object per sentence: {"tokens": [...], "tags": [...]}.')
+                            where=where, fix='write one object per sentence: {"tokens": [...], "tags": [...]}.', code="E2104")
         for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
             if name not in rec:
                 raise missing_column(name, which, list(rec), where)
@@ -132,7 +132,7 @@ def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
         except csv.Error as exc:
             place = f"row {row_no + 1} (starting at line {start_line})" if header is not None else f"line {start_line}"
             raise DataError(f"broken CSV quoting: {exc}", where=f"{path}, {place}",
-                            fix="wrap every cell in double quotes and double any quote inside a cell (\"\").") from None
+                            fix="wrap every cell in double quotes and double any quote inside a cell (\"\").", code="E2105") from None
         last_line = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
@@ -149,7 +149,7 @@ def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
         if len(row) != len(header):
             raise DataError(
                 f"{len(row)} fields but the header has {len(header)} ({', '.join(header)})", where=where,
-                fix="quote cells that contain commas: \"['a', 'b']\".",
+                fix="quote cells that contain commas: \"['a', 'b']\".", code="E2106",
             )
         tokens = parse_list_cell(row[idx[tokens_column]], column=tokens_column, where=where)
         tags = parse_list_cell(row[idx[tags_column]], column=tags_column, where=where)
@@ -160,13 +160,13 @@ def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
         out.documents.append(0)
     if header is None or not out.tokens:
         raise DataError("no data rows (only a header)" if header else "the file is empty", where=str(path),
-                        fix="add one row per sentence under the header 'tokens,tags'.")
+                        fix="add one row per sentence under the header 'tokens,tags'.", code="E2107")
     return out
 
 
 def _json_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> DataError:
     return DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", where=f"{path}, line {exc.lineno + line_offset}",
-                     fix="fix the JSON syntax (a JSON array of objects, or one object per line).")
+                     fix="fix the JSON syntax (a JSON array of objects, or one object per line).", code="E2108")
 
 
 def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
@@ -203,7 +203,7 @@ def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "
             toks, tags = doc[tokens_column], doc[tags_column]
             if not isinstance(tags, list) or len(tags) != len(toks):
                 raise DataError(f"columns {tokens_column!r} and {tags_column!r} hold different numbers of sentences",
-                                where=str(path), fix="give both columns one entry per sentence.")
+                                where=str(path), fix="give both columns one entry per sentence.", code="E2109")
             doc = [{tokens_column: a, tags_column: b} for a, b in zip(toks, tags)]
         else:
             lists = [v for v in doc.values() if isinstance(v, list)]
@@ -212,7 +212,7 @@ def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "
             doc = lists[0]  # {"data": [records]}
     if not isinstance(doc, list):
         raise DataError(f"expected a JSON array of records, got {type(doc).__name__}", where=str(path),
-                        fix='write [{"tokens": [...], "tags": [...]}, ...] or one object per line.')
+                        fix='write [{"tokens": [...], "tags": [...]}, ...] or one object per line.', code="E2110")
     return _records_split(list(enumerate(doc, 1)), path, "row", tokens_column, tags_column)
 
 
@@ -229,7 +229,7 @@ def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
         table = pq.read_table(path, columns=[tokens_column, tags_column])
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"not a readable Parquet file: {exc}", where=str(path),
-                        fix="write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.") from None
+                        fix="write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.", code="E2111") from None
     tokens = table.column(tokens_column).to_pylist()
     tags = table.column(tags_column).to_pylist()
     out = _records_split(

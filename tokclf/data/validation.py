@@ -77,7 +77,7 @@ class ValidationReport:
 
     def raise_for_errors(self, report_path: str | None = None) -> None:
         if self.errors:
-            raise ValidationFailed([str(p) for p in self.errors], report_path=report_path)
+            raise ValidationFailed([str(p) for p in self.errors], report_path=report_path, code="E2112")
 
 
 class _Collector:

@@ -269,7 +269,7 @@ def spacy_docbin_bytes(records: Iterable[SpanRecord]) -> bytes:
             ent = doc.char_span(s["start"], s["end"], label=s["label"])
             if ent is None:
                 raise TokclfError(f"span [{s['start']}:{s['end']}] {s['text']!r} does not fall on the Doc's tokens",
-                                  fix="report this: spans on word boundaries always do.")
+                                  fix="report this: spans on word boundaries always do.", code="E3001")
             ents.append(ent)
         doc.ents = ents
         docbin.add(doc)
@@ -305,5 +305,5 @@ def write_annotations(records: Iterable[SpanRecord], output: str | Path, fmt: st
                     rec, answer=None if predictions else "accept")
                 fh.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
-            raise TokclfError(f"unknown annotation format {fmt!r}", fix=f"use one of {', '.join(ANNOTATION_FORMATS)}.")
+            raise TokclfError(f"unknown annotation format {fmt!r}", fix=f"use one of {', '.join(ANNOTATION_FORMATS)}.", code="E3002")
     return len(items)

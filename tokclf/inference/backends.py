@@ -64,7 +64,7 @@ class OnnxBackend:
             self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise TokclfError(f"onnxruntime cannot load {onnx_file}: {exc}", where=str(onnx_file),
-                              fix="re-export the model with `tokclf export --format onnx`.") from None
+                              fix="re-export the model with `tokclf export --format onnx`.", code="E3003") from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.precision = precision
 

@@ -52,7 +52,7 @@ def input_format(path: Path, given: str | None) -> str:
     if suffix in CONLL_DATA_SUFFIXES:
         return "conll"
     raise DataError(f"cannot tell the format of {path.name}", where=str(path),
-                    fix=f"name it with --from ({', '.join(CONVERT_FORMATS)}).")
+                    fix=f"name it with --from ({', '.join(CONVERT_FORMATS)}).", code="E3004")
 
 
 def output_format(path: Path, given: str | None) -> str:
@@ -67,7 +67,7 @@ def output_format(path: Path, given: str | None) -> str:
     if not suffix:
         return "brat"
     raise TokclfError(f"cannot tell the output format from {path.name!r}",
-                      fix=f"name it with --to ({', '.join(CONVERT_FORMATS)}).")
+                      fix=f"name it with --to ({', '.join(CONVERT_FORMATS)}).", code="E3005")
 
 
 def _tag_records(path: Path, fmt: str, label_map: dict[str, str] | None) -> list[SpanRecord]:
@@ -85,10 +85,10 @@ def _tag_records(path: Path, fmt: str, label_map: dict[str, str] | None) -> list
             where = f"{path}, {unit} {place}"
             if not isinstance(rec, dict) or not isinstance(rec.get("tokens"), list) or not isinstance(rec.get("tags"), list):
                 raise DataError("expected an object with `tokens` and `tags` lists", where=where,
-                                fix='write {"tokens": ["John", "lives"], "tags": ["B-PER", "O"]} per line.')
+                                fix='write {"tokens": ["John", "lives"], "tags": ["B-PER", "O"]} per line.', code="E3006")
             if len(rec["tokens"]) != len(rec["tags"]):
                 raise DataError(f"{len(rec['tokens'])} tokens but {len(rec['tags'])} tags", where=where,
-                                fix="give every word exactly one tag.")
+                                fix="give every word exactly one tag.", code="E3007")
             lines.append({**rec, "line": place})
     out = []
     for rec in lines:
@@ -141,13 +141,13 @@ def convert(source: str | Path, target: str | Path, *, from_format: str | None =
     nothing is written when reading fails."""
     src, dst = Path(source).expanduser(), Path(target).expanduser()
     if not src.exists():
-        raise DataError(f"no such file or folder: {src}", fix="check the input path.")
+        raise DataError(f"no such file or folder: {src}", fix="check the input path.", code="E3008")
     if src.resolve() == dst.resolve():
-        raise TokclfError("input and output are the same path", where=str(src), fix="write to another file.")
+        raise TokclfError("input and output are the same path", where=str(src), fix="write to another file.", code="E3009")
     fin, fout = input_format(src, from_format), output_format(dst, to_format)
     for name, fmt in (("--from", fin), ("--to", fout)):
         if fmt not in CONVERT_FORMATS:
-            raise TokclfError(f"{name} {fmt!r} is not a format", fix=f"use one of {', '.join(CONVERT_FORMATS)}.")
+            raise TokclfError(f"{name} {fmt!r} is not a format", fix=f"use one of {', '.join(CONVERT_FORMATS)}.", code="E3010")
     options = span_options(span_alignment, overlapping, label_map)
     records, stats = read_records(src, fin, options)
     if fout in TAG_FORMATS:

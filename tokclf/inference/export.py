@@ -58,9 +58,9 @@ def export_model(
     """Export `model_dir` (a `tokclf train` folder or a Hub model) to `output_dir`; returns the
     manifest. Written to a temporary sibling folder and moved into place only when complete."""
     if fmt != "onnx":
-        raise TokclfError(f"export format {fmt!r} is not supported", where="--format", fix="use --format onnx.")
+        raise TokclfError(f"export format {fmt!r} is not supported", where="--format", fix="use --format onnx.", code="E3011")
     if quantize not in (None, "none", "int8"):
-        raise TokclfError(f"quantization {quantize!r} is not supported", where="--quantize", fix="use --quantize int8.")
+        raise TokclfError(f"quantization {quantize!r} is not supported", where="--quantize", fix="use --quantize int8.", code="E3012")
     quantize = None if quantize == "none" else quantize
     target = Path(output_dir).expanduser().resolve()
     check_target(target, marker=ONNX_MANIFEST, what="a tokclf export")
@@ -107,7 +107,7 @@ def export_model(
             raise TokclfError(
                 f"the exported ONNX graph does not reproduce the PyTorch model (max |logit difference| "
                 f"{checks['fp32']['max_abs_diff']:.2g})", where=str(model_dir),
-                fix="report this model's architecture; try another --opset.",
+                fix="report this model's architecture; try another --opset.", code="E3013",
             )
         manifest = {
             "format": "onnx",
@@ -156,7 +156,7 @@ def _export_onnx(wrapper: Any, example_inputs: tuple, input_names: list[str], pa
         except ImportError as exc:
             raise EnvironmentProblem(
                 f"ONNX export failed: the TorchScript exporter said {legacy_error}; the dynamo exporter needs "
-                f"a package that is missing ({exc})", fix="pip install onnxscript",
+                f"a package that is missing ({exc})", fix="pip install onnxscript", code="E3014",
             ) from None
 
 

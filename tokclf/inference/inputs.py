@@ -36,7 +36,7 @@ def as_inputs(inputs: Any) -> list[PredictionInput]:
             raise TokclfError(
                 f"input {i} is a {type(item).__name__}; expected a text (str), a list of words, "
                 "or a dict with 'text' or 'tokens'", where="inputs",
-                fix="pass texts as strings and pre-split sentences as lists of strings.",
+                fix="pass texts as strings and pre-split sentences as lists of strings.", code="E3015",
             )
     return out
 
@@ -48,20 +48,20 @@ def _from_mapping(record: dict[str, Any], *, where: str, text_column: str = "tex
         words = record[tokens_column]
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
             raise DataError(f"{tokens_column!r} must be a list of strings", where=where,
-                            fix=f'write {{"{tokens_column}": ["John", "lives", "here"]}}.')
+                            fix=f'write {{"{tokens_column}": ["John", "lives", "here"]}}.', code="E3016")
         gold = record.get(tags_column)
         if gold is not None:
             if not isinstance(gold, list) or len(gold) != len(words):
                 raise DataError(f"{tags_column!r} must be a list with one tag per word ({len(words)})", where=where,
-                                fix=f"give every word a tag, or leave {tags_column!r} out.")
+                                fix=f"give every word a tag, or leave {tags_column!r} out.", code="E3017")
             gold = [str(t) for t in gold]
         return PredictionInput(words=list(words), gold=gold, meta=meta)
     if text_column in record:
         if not isinstance(record[text_column], str):
-            raise DataError(f"{text_column!r} must be a string", where=where, fix=f'write {{"{text_column}": "some text"}}.')
+            raise DataError(f"{text_column!r} must be a string", where=where, fix=f'write {{"{text_column}": "some text"}}.', code="E3018")
         return PredictionInput(text=record[text_column], meta=meta)
     raise DataError(f"the record has neither {text_column!r} nor {tokens_column!r}; its keys: {', '.join(record)}",
-                    where=where, fix="use --text-column / --tokens-column to name the field holding the text or words.")
+                    where=where, fix="use --text-column / --tokens-column to name the field holding the text or words.", code="E3019")
 
 
 def _from_dataset(ds: Any, names: list[str] | None, tokens_column: str = "tokens",
@@ -71,7 +71,7 @@ def _from_dataset(ds: Any, names: list[str] | None, tokens_column: str = "tokens
     columns = ds.column_names
     if tokens_column not in columns:
         raise DataError(f"the dataset has no {tokens_column!r} column; its columns: {', '.join(columns)}",
-                        fix="name the words column with --tokens-column.")
+                        fix="name the words column with --tokens-column.", code="E3020")
     data = ds.to_dict()
     if names is None and tags_column in columns:
         feature = getattr(ds.features[tags_column], "feature", None)
@@ -171,7 +171,7 @@ def read_inputs(
     """
     if input_format not in INPUT_FORMATS:
         raise TokclfError(f"input format {input_format!r} is not one of {', '.join(INPUT_FORMATS)}",
-                          fix="use --input-format " + "|".join(INPUT_FORMATS) + ".")
+                          fix="use --input-format " + "|".join(INPUT_FORMATS) + ".", code="E3021")
     if str(path) == "-":
         return _read_stdin(input_format, text_column=text_column, tokens_column=tokens_column, tags_column=tags_column,
                            conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
@@ -181,7 +181,7 @@ def read_inputs(
     path = Path(resolve_data_path(str(path))).expanduser()
     fmt = detect_format(path) if input_format == "auto" else input_format
     if fmt in ("text", "jsonl", "conll", "conllu") and not path.is_file():
-        raise DataError(f"no such file: {path}", fix="check the path (relative to the current folder).")
+        raise DataError(f"no such file: {path}", fix="check the path (relative to the current folder).", code="E3022")
     if fmt in SPAN_INPUT_FORMATS:
         items = _read_span_texts(path, fmt)
     elif fmt == "text":
@@ -254,14 +254,14 @@ def _jsonl_items(text: str, source: str, **columns: str) -> list[PredictionInput
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", where=where,
-                            fix="write one JSON object per line.") from None
+                            fix="write one JSON object per line.", code="E3023") from None
         if isinstance(value, str):
             item = PredictionInput(text=value)
         elif isinstance(value, dict):
             item = _from_mapping(value, where=where, **columns)
         else:
             raise DataError(f"a JSON {type(value).__name__} is not an input", where=where,
-                            fix='write {"text": "..."} or {"tokens": [...]} on each line.')
+                            fix='write {"text": "..."} or {"tokens": [...]} on each line.', code="E3024")
         item.meta.setdefault("line", lineno)
         out.append(item)
     return out
@@ -301,5 +301,5 @@ def _read_stdin(input_format: str, **kwargs: Any) -> list[PredictionInput]:
             file.write_text(text, encoding="utf-8")
             return read_inputs(file, input_format=fmt, conll_token_column=kwargs["conll_token_column"],
                                conll_tag_column=kwargs["conll_tag_column"], conllu_tag=kwargs["conllu_tag"])
-    raise TokclfError("--input-format data cannot read stdin", fix="pass the data path with --input.")
+    raise TokclfError("--input-format data cannot read stdin", fix="pass the data path with --input.", code="E3025")
 

@@ -29,7 +29,7 @@ def load_trained(model_dir: str | Path) -> tuple[Any, Any, list[str] | None, dic
     except OSError as exc:
         raise TokclfError(
             f"cannot load a token-classification model from {model_dir!r}: {exc}",
-            fix="pass the folder a `tokclf train` run wrote (its --project-name), or a Hub model id.",
+            fix="pass the folder a `tokclf train` run wrote (its --project-name), or a Hub model id.", code="E3026",
         ) from None
     tokenizer = load_tokenizer(path)
     model.to(device())
@@ -89,5 +89,5 @@ def decoding_setting(saved: dict[str, Any], decoding: str | None = None) -> str:
     chosen = decoding or saved.get("decoding") or LEGACY_DECODING
     if chosen not in DECODINGS:
         raise TokclfError(f"unknown decoding {chosen!r}", where="decoding",
-                          fix=f"use one of: {', '.join(DECODINGS)}.")
+                          fix=f"use one of: {', '.join(DECODINGS)}.", code="E3027")
     return str(chosen)

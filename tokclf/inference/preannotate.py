@@ -35,7 +35,7 @@ def ner_label_config(types: Sequence[str], *, from_name: str = LS_FROM_NAME, to_
     text (word-granular selection: spans snap to whole words, which is what tokclf trains on)."""
     if not types:
         raise TokclfError("no entity types for the labeling config", where="ner_label_config",
-                          fix="pass the entity types (e.g. entity_types(model.label_names)).")
+                          fix="pass the entity types (e.g. entity_types(model.label_names)).", code="E3028")
     labels = "\n".join(f"    <Label value={quoteattr(t)}/>" for t in types)
     return (f"<View>\n  <Labels name={quoteattr(from_name)} toName={quoteattr(to_name)}>\n{labels}\n  </Labels>\n"
             f"  <Text name={quoteattr(to_name)} value={quoteattr('$' + data_key)} granularity=\"word\"/>\n</View>\n")

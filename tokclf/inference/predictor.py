@@ -71,7 +71,7 @@ class Predictor:
 
         if token_budget < 1 or batch_size < 1:
             raise TokclfError(f"token budget ({token_budget}) and batch size ({batch_size}) must be positive",
-                              fix="pass e.g. --batch-tokens 4096 --batch-size 256.")
+                              fix="pass e.g. --batch-tokens 4096 --batch-size 256.", code="E3029")
         self.source = str(model)
         path = Path(resolve_model_path(str(model))).expanduser()
         onnx = find_onnx(path)
@@ -86,7 +86,7 @@ class Predictor:
             labels_file = folder / "labels.json"
             if not labels_file.is_file():
                 raise TokclfError("labels.json is missing beside the ONNX model", where=str(folder),
-                                  fix="re-export the model with `tokclf export --format onnx`.")
+                                  fix="re-export the model with `tokclf export --format onnx`.", code="E3030")
             id2label = json.loads(labels_file.read_text(encoding="utf-8"))["id2label"]
             names = [id2label[str(i)] for i in range(len(id2label))]
             self.tokenizer = load_tokenizer(str(folder))

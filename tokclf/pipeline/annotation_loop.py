@@ -43,7 +43,7 @@ def export_target(data_path: str | list[str], root: str | Path) -> Path:
     if target is None or target.suffix.lower() not in EXPORT_SUFFIXES or target.is_dir():
         raise TokclfError(
             f"data_path {data_path!r} is not a .json file, so the Label Studio export has nowhere to go",
-            where="data_path", fix="set data_path to a file such as data/labelstudio/export.json in params.yaml.",
+            where="data_path", fix="set data_path to a file such as data/labelstudio/export.json in params.yaml.", code="E7001",
         )
     return target
 

@@ -104,7 +104,7 @@ def path_fingerprint(path: str | Path) -> str:
     __pycache__ left out)."""
     p = Path(path)
     if not p.exists():
-        raise DataError(f"no such file or folder: {p}")
+        raise DataError(f"no such file or folder: {p}", code="E7002")
     return hash_files(p, _files(p))
 
 
@@ -128,7 +128,7 @@ def dataset_fingerprint(folder: str | Path) -> str:
     list and features, not its state.json (which holds a fingerprint of how it was made)."""
     p = Path(folder)
     if not p.is_dir():
-        raise DataError(f"no dataset folder at {p}", fix="run the stage that writes it first.")
+        raise DataError(f"no dataset folder at {p}", fix="run the stage that writes it first.", code="E7003")
     return hash_files(p, [f for f in _files(p) if f.name != "state.json"])
 
 

@@ -53,7 +53,7 @@ def dvc_record(root: str | Path, *, push: bool = False, timeout_s: float = 600) 
     base = Path(root).expanduser().resolve()
     if not (base / "dvc.yaml").is_file() or not (base / ".dvc").is_dir():
         raise TokclfError(f"{base} is not a DVC project (no dvc.yaml or .dvc/)",
-                          fix="run the flow with workdir set to the repository root.")
+                          fix="run the flow with workdir set to the repository root.", code="E7004")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     done = []
     commands = [["commit", "-f", "-q"]] + ([["push", "-q"]] if push else [])
@@ -62,7 +62,7 @@ def dvc_record(root: str | Path, *, push: bool = False, timeout_s: float = 600) 
                               text=True, timeout=timeout_s)
         if proc.returncode != 0:
             raise TokclfError(f"`dvc {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()[-2000:]}",
-                              where=str(base), fix="run the command by hand to see the details.")
+                              where=str(base), fix="run the command by hand to see the details.", code="E7005")
         done.append("dvc " + " ".join(args))
     return {"root": str(base), "commands": done, "lock": str(base / "dvc.lock")}
 

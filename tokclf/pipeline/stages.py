@@ -136,7 +136,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
         resolved = Path(resolve_data_path(path)).expanduser()
         if resolved.exists() and (resolved.resolve() == raw_target or raw_target in resolved.resolve().parents):
             raise DataError(f"data_path {path!r} is inside {raw_target}, which the ingest stage rewrites",
-                            where="data_path", fix="keep source data outside data/raw (e.g. data/source/).")
+                            where="data_path", fix="keep source data outside data/raw (e.g. data/source/).", code="E7006")
     key = ingest_key(params)
     given = source_name or params.data_path
     shown_list = [given] if isinstance(given, str) else list(given)
@@ -314,7 +314,7 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
     if model_labels is not None and data.label_names is not None and list(model_labels) != list(data.label_names):
         raise TokclfError(
             f"the model's labels ({len(model_labels)}) are not the data's ({len(data.label_names)}) in the same order",
-            where=str(model_dir), fix="evaluate a model trained on this data (rerun the train stage).",
+            where=str(model_dir), fix="evaluate a model trained on this data (rerun the train stage).", code="E7007",
         )
     features: dict[str, Any] = {}
     if features_dir is not None and Path(features_dir, FEATURES_META).is_file():
@@ -328,7 +328,7 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
     roles = [(role, name) for role, name in (("validation", valid_name), ("test", test_name)) if name]
     if not roles:
         raise TokclfError("nothing to evaluate: the data has neither a validation nor a test split",
-                          fix="set valid_split / validation_split_ratio or provide a test split.")
+                          fix="set valid_split / validation_split_ratio or provide a test split.", code="E7008")
     scores: dict[str, dict[str, Any]] = {}
     predictions: dict[str, list[list[int]]] = {}
     for role, name in roles:

@@ -59,7 +59,7 @@ def load_labelled(folder: str | Path) -> LabelledData:
     meta_path = p / DATA_META
     if not meta_path.is_file():
         raise DataError(f"no prepared dataset at {p} (missing {DATA_META})",
-                        fix="run the ingest stage (`tokclf stage ingest`) first.")
+                        fix="run the ingest stage (`tokclf stage ingest`) first.", code="E7009")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     loaded = load_from_disk(str(p))
     splits = {name: loaded[name] for name in meta["splits"]}
@@ -75,7 +75,7 @@ def load_features(folder: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     p = Path(folder)
     meta_path = p / FEATURES_META
     if not meta_path.is_file():
-        raise DataError(f"no features at {p} (missing {FEATURES_META})", fix="run the tokenize stage first.")
+        raise DataError(f"no features at {p} (missing {FEATURES_META})", fix="run the tokenize stage first.", code="E7010")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     loaded = load_from_disk(str(p))
     return {name: loaded[name] for name in loaded}, meta
@@ -100,6 +100,6 @@ def check_features(params: TokenClassificationParams, meta: dict[str, Any], data
     if stale:
         raise TokclfError(
             f"the features were made for other settings or data ({', '.join(stale)} differ)", where=where,
-            fix="rerun the tokenize stage (`dvc repro tokenize` or `tokclf stage tokenize`).",
+            fix="rerun the tokenize stage (`dvc repro tokenize` or `tokclf stage tokenize`).", code="E7011",
         )
 

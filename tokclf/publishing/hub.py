@@ -126,7 +126,7 @@ def _require_token(token: str | None) -> str:
         raise HubAuthError(
             "no Hugging Face token: pushing needs a token with write access",
             where="token",
-            fix="pass --token, set HF_TOKEN or run `hf auth login` (Prefect flows: the hub_token_secret parameter).",
+            fix="pass --token, set HF_TOKEN or run `hf auth login` (Prefect flows: the hub_token_secret parameter).", code="E5001",
         )
     return token
 
@@ -138,11 +138,11 @@ def hub_repo_id(params: Any) -> str:
 
     if not params.username:
         raise HubError("push_to_hub needs username (the Hub user or organisation to push to)", where="username",
-                       fix="set username (or --username).")
+                       fix="set username (or --username).", code="E5002")
     name = Path(params.project_name).expanduser().name
     problem = hub_repo_id_problem(params.username, name)
     if problem:
-        raise HubError(problem, where="username/project_name")
+        raise HubError(problem, where="username/project_name", code="E5003")
     return f"{params.username}/{name}"
 
 
@@ -156,7 +156,7 @@ def check_online() -> None:
             "so the Hub cannot be reached",
             where="push_to_hub",
             fix="run with HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0 (e.g. `HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0 "
-                "tokclf ...`), or drop push_to_hub and publish later with `tokclf publish`.",
+                "tokclf ...`), or drop push_to_hub and publish later with `tokclf publish`.", code="E5004",
         )
 
 
@@ -238,35 +238,35 @@ def hub_errors(token: str | None, repo_id: str, action: str) -> Iterator[None]:
         namespace = repo_id.split("/")[0]
         if isinstance(failure, OfflineModeIsEnabled):
             error: HubError = HubError(f"{action}: offline mode is on", where=repo_id,
-                                       fix="run with HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0.")
+                                       fix="run with HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0.", code="E5005")
         elif status == 401:
             error = HubAuthError(
                 f"{action}: the Hub rejected the token (401 Unauthorized): {message}",
                 where=repo_id,
                 fix="check the token (--token, HF_TOKEN or `hf auth login`): it must be a "
-                    "valid Hugging Face access token with write access.",
+                    "valid Hugging Face access token with write access.", code="E5006",
             )
         elif status == 403:
             error = HubAuthError(
                 f"{action}: the token may not write to {repo_id} (403 Forbidden): {message}",
                 where=repo_id,
                 fix=f"use a token with write permission for {namespace!r} (a write token, or a fine-grained token "
-                    f"allowed to write there), or push to a namespace you belong to (--username).",
+                    f"allowed to write there), or push to a namespace you belong to (--username).", code="E5007",
             )
         elif status is not None and (status >= 500 or status == 429):
             error = HubTransientError(f"{action}: the Hub answered {status}: {message}", where=repo_id,
-                                      fix="retry later (`tokclf publish --retries N`, or the pipeline's publish task retries); the local model folder is unchanged.")
+                                      fix="retry later (`tokclf publish --retries N`, or the pipeline's publish task retries); the local model folder is unchanged.", code="E5008")
         elif status is not None:
             error = HubError(f"{action}: the Hub refused the request ({status}): {message}", where=repo_id,
-                             fix="see the Hub's message above.")
+                             fix="see the Hub's message above.", code="E5009")
         elif _is_connection_error(failure):
             error = HubTransientError(f"{action}: cannot reach the Hub ({type(failure).__name__}): {message}",
-                                      where=repo_id, fix="check the network / HF_ENDPOINT and retry.")
+                                      where=repo_id, fix="check the network / HF_ENDPOINT and retry.", code="E5010")
         elif isinstance(exc, ValueError) and "metadata" in str(exc).lower():
             error = HubError(f"{action}: the Hub rejected the model card's metadata: {message}", where=repo_id,
-                             fix="fix the README.md front matter (see the message).")
+                             fix="fix the README.md front matter (see the message).", code="E5011")
         else:
-            error = HubError(f"{action}: {type(exc).__name__}: {message}", where=repo_id)
+            error = HubError(f"{action}: {type(exc).__name__}: {message}", where=repo_id, code="E5012")
         raise error from None
 
 
@@ -282,13 +282,13 @@ def local_files(model_dir: Path) -> list[Path]:
 
 def check_model_dir(model_dir: Path) -> None:
     if not model_dir.is_dir():
-        raise HubError(f"model folder not found: {model_dir}", fix="pass the folder a `tokclf train` run wrote.")
+        raise HubError(f"model folder not found: {model_dir}", fix="pass the folder a `tokclf train` run wrote.", code="E5013")
     missing = [n for n in REQUIRED_FILES if not (model_dir / n).is_file()]
     if not any((model_dir / n).is_file() for n in WEIGHT_FILES):
         missing.append("model.safetensors")
     if missing:
         raise HubError(f"{model_dir} is not a complete tokclf model folder: missing {', '.join(missing)}",
-                       where=str(model_dir), fix="publish the folder a finished `tokclf train` run wrote.")
+                       where=str(model_dir), fix="publish the folder a finished `tokclf train` run wrote.", code="E5014")
 
 
 def scan_for_token(model_dir: Path, token: str) -> None:
@@ -302,7 +302,7 @@ def scan_for_token(model_dir: Path, token: str) -> None:
                 if needle in tail + block:
                     raise HubError(
                         f"the Hub token appears in {path.relative_to(model_dir)}; refusing to upload it",
-                        where=str(model_dir), fix="remove the token from that file (and revoke the token).",
+                        where=str(model_dir), fix="remove the token from that file (and revoke the token).", code="E5015",
                     )
                 tail = block[-(len(needle) - 1):] if len(needle) > 1 else b""
 
@@ -498,7 +498,7 @@ def _publish_once(model_dir: Path, *, repo_id: str, token: str | None, private: 
         problems.append("content differs: " + ", ".join(str(getattr(m, "path", m)) for m in check.mismatches[:10]))
     if problems:
         raise HubTransientError(f"the upload to {repo_id} did not verify ({'; '.join(problems)})", where=repo_id,
-                                fix="retry the push; the local model folder is unchanged.")
+                                fix="retry the push; the local model folder is unchanged.", code="E5016")
     log.info("published %s at commit %s (%d files verified)", repo_id, commit, check.checked_count)
     return PublishResult(
         status="published", reason=decision.reason, repo_id=repo_id, commit=commit,
@@ -525,11 +525,11 @@ def check_publish_ready(params: Any, *, verify_token: bool = True, endpoint: str
     access = ((who.get("auth") or {}).get("accessToken") or {})
     if access.get("role") == "read":
         raise HubAuthError(f"the token is read-only; pushing to {repo_id} needs write access", where="token",
-                           fix="create a token with the write role (or a fine-grained one that may write there).")
+                           fix="create a token with the write role (or a fine-grained one that may write there).", code="E5017")
     if namespace not in names:
         raise HubAuthError(
             f"the token belongs to {who.get('name')!r}, who is not {namespace!r} nor a member of it",
-            where="username", fix="set username to your user or one of your organisations, or use that account's token.",
+            where="username", fix="set username to your user or one of your organisations, or use that account's token.", code="E5018",
         )
 
 

@@ -43,7 +43,7 @@ def load_tokenizer(name_or_path: str) -> Any:
         raise EnvironmentProblem(
             f"cannot load the tokenizer of model {name_or_path!r}: {exc}",
             fix="check the model name or path (a local folder needs tokenizer.json or the tokenizer's vocabulary "
-            "files); for a Hub model make sure it can be downloaded or is in the local cache.",
+            "files); for a Hub model make sure it can be downloaded or is in the local cache.", code="E1001",
         ) from None
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         raise EnvironmentProblem(
@@ -51,7 +51,7 @@ def load_tokenizer(name_or_path: str) -> Any:
             "token classification needs a fast tokenizer to map subword pieces back to words",
             fix="use a model that ships a tokenizer.json, or install `sentencepiece` (and `tiktoken` for "
             "tiktoken models) so transformers can convert the tokenizer to a fast one, then save it with "
-            "save_pretrained() next to the model.",
+            "save_pretrained() next to the model.", code="E1002",
         )
     if needs_prefix_space(tokenizer):
         # Model-specific classes (RobertaTokenizer, GPT2Tokenizer...) rebuild their pre-tokenizer

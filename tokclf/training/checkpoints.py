@@ -169,10 +169,10 @@ def resume_point(resume: str, checkpoints: Path, fingerprint: dict[str, Any]) ->
         path = Path(resume).expanduser().resolve()
         if not path.is_dir():
             raise TokclfError(f"no checkpoint folder at {path}", where="resume",
-                              fix="pass a checkpoint-STEP folder, 'auto' or 'never'.")
+                              fix="pass a checkpoint-STEP folder, 'auto' or 'never'.", code="E6001")
         problem = checkpoint_problem(path)
         if problem:
-            raise TokclfError(problem, where="resume", fix="pass an intact checkpoint folder, or " + _FRESH + ".")
+            raise TokclfError(problem, where="resume", fix="pass an intact checkpoint folder, or " + _FRESH + ".", code="E6002")
         candidates = [path]
     for folder in candidates:
         problem = checkpoint_problem(folder)
@@ -186,7 +186,7 @@ def resume_point(resume: str, checkpoints: Path, fingerprint: dict[str, Any]) ->
             raise TokclfError(
                 f"cannot resume from {folder}: it was made by a different run:\n"
                 + "\n".join(f"  - {d}" for d in diff),
-                where="resume", fix=_FRESH + ", or restore what changed to continue the interrupted run.",
+                where="resume", fix=_FRESH + ", or restore what changed to continue the interrupted run.", code="E6003",
             )
         return folder
     return None
@@ -205,7 +205,7 @@ def _lock(folder: Path) -> IO[Any]:
         fh.close()
         raise TokclfError(f"another tokclf run is training into {folder.parent / folder.name[1:-4]} "
                           f"(it holds {folder / LOCK})",
-                          fix="wait for it to finish, or choose another project_name.") from None
+                          fix="wait for it to finish, or choose another project_name.", code="E6004") from None
     return fh
 
 
@@ -260,7 +260,7 @@ def training_dir(target: Path, *, resume: str = "auto") -> Iterator[tuple[Path, 
             folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
     except OSError as exc:
         raise TokclfError(f"cannot write the run folder {folder}: {exc.strerror or exc}", where="project_name",
-                          fix="choose a project_name on a writable disk with free space.") from None
+                          fix="choose a project_name on a writable disk with free space.", code="E6005") from None
     try:
         yield folder, rank == 0
         if rank == 0:

@@ -57,7 +57,7 @@ def check_runnable(params: TokenClassificationParams) -> None:
         if importlib.util.find_spec(params.log) is None:
             raise TokclfError(
                 f"log={params.log!r} needs the {params.log} package, which is not installed",
-                where="log", fix=f"pip install 'tokclf[{params.log}]' or choose log='tensorboard'.",
+                where="log", fix=f"pip install 'tokclf[{params.log}]' or choose log='tensorboard'.", code="E6006",
             )
 
 

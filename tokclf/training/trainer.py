@@ -192,7 +192,7 @@ class TokclfTrainer(Trainer):
                 f"writing the checkpoint at step {self.state.global_step} failed: {exc.strerror or exc} "
                 f"({getattr(exc, 'filename', None) or partial_root}); the earlier checkpoints are intact",
                 where=str(run_dir), fix="free disk space (or make the folder writable) and run the same command "
-                "again to resume from the last complete checkpoint.") from None
+                "again to resume from the last complete checkpoint.", code="E6007") from None
         finally:
             self._partial_root = None
         # The Trainer looked for the best checkpoint under the partial folder: name the real one

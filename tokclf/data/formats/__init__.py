@@ -98,13 +98,13 @@ def reader(fmt: str) -> Callable[..., list[SpanDoc]]:
     import importlib
 
     if fmt not in SPAN_FORMATS:
-        raise DataError(f"data_format={fmt!r} is not a span format", fix=f"use one of {', '.join(SPAN_FORMATS)}.")
+        raise DataError(f"data_format={fmt!r} is not a span format", fix=f"use one of {', '.join(SPAN_FORMATS)}.", code="E2009")
     return importlib.import_module(f"tokclf.data.formats.{MODULES[fmt]}").read  # type: ignore[no-any-return]
 
 
 def read_span_docs(path: Path, fmt: str, *, all_records: bool = False) -> list[SpanDoc]:
     if not path.exists():
-        raise DataError(f"no such file or folder: {path}", fix="check the path.")
+        raise DataError(f"no such file or folder: {path}", fix="check the path.", code="E2010")
     return reader(fmt)(path, all_records=all_records)
 
 

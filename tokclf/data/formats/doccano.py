@@ -26,18 +26,18 @@ def _spans(rec: dict[str, Any], where: str) -> list[Span]:
             here = f"{where}, entity {ent.get('id', n) if isinstance(ent, dict) else n}"
             if not isinstance(ent, dict) or "start_offset" not in ent or "end_offset" not in ent:
                 raise DataError("an entity needs start_offset, end_offset and label", where=here,
-                                fix='write {"label": "PER", "start_offset": 0, "end_offset": 4}.')
+                                fix='write {"label": "PER", "start_offset": 0, "end_offset": 4}.', code="E2020")
             spans.append(Span(offset(ent["start_offset"], "start_offset", here), offset(ent["end_offset"], "end_offset", here),
                               str(ent.get("label") or ""), None, f"entity {ent.get('id', n)}"))
         return spans
     labels = rec.get("label", rec.get("labels", []))
     if not isinstance(labels, list):
         raise DataError(f"`label` must be a list of [start, end, type], got {type(labels).__name__}", where=where,
-                        fix=f"write {_EXAMPLE}.")
+                        fix=f"write {_EXAMPLE}.", code="E2021")
     for n, item in enumerate(labels, 1):
         here = f"{where}, label {n}"
         if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
-            raise DataError(f"label {n} is {item!r}, not [start, end, type]", where=here, fix=f"write {_EXAMPLE}.")
+            raise DataError(f"label {n} is {item!r}, not [start, end, type]", where=here, fix=f"write {_EXAMPLE}.", code="E2022")
         start, end = offset(item[0], "start", here), offset(item[1], "end", here)
         spans.append(Span(start, end, str(item[2]) if len(item) == 3 and item[2] is not None else "", None, f"label {n}"))
     return spans
@@ -52,5 +52,5 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
         text = require_text(rec, "text", where, f"give every line its text: {_EXAMPLE}.")
         docs.append(SpanDoc(text, _spans(rec, where), where, place, meta={"id": rec.get("id")}))
     if not docs:
-        raise DataError("no records", where=str(path), fix=f"write one object per line: {_EXAMPLE}.")
+        raise DataError("no records", where=str(path), fix=f"write one object per line: {_EXAMPLE}.", code="E2023")
     return docs

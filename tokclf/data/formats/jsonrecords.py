@@ -19,7 +19,7 @@ def _broken(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> Data
     return DataError(
         f"not valid JSON: {exc.msg} (column {exc.colno})" + (" — the file looks truncated" if truncated else ""),
         where=f"{path}, line {exc.lineno + line_offset}",
-        fix="export the file again from the annotation tool (a JSON array of tasks, or one JSON object per line).",
+        fix="export the file again from the annotation tool (a JSON array of tasks, or one JSON object per line).", code="E2024",
     )
 
 
@@ -46,7 +46,7 @@ def read_records(path: Path) -> tuple[list[tuple[int, Any]], str]:
 
 def require_dict(rec: Any, where: str, example: str) -> dict[str, Any]:
     if not isinstance(rec, dict):
-        raise DataError(f"expected a JSON object, got {type(rec).__name__}", where=where, fix=f"write records like {example}.")
+        raise DataError(f"expected a JSON object, got {type(rec).__name__}", where=where, fix=f"write records like {example}.", code="E2025")
     return rec
 
 
@@ -54,7 +54,7 @@ def require_text(rec: dict[str, Any], key: str, where: str, fix: str) -> str:
     text = rec.get(key)
     if not isinstance(text, str):
         got = "no" if text is None else f"a {type(text).__name__} as"
-        raise DataError(f"the record has {got} {key!r} (the text its spans point into)", where=where, fix=fix)
+        raise DataError(f"the record has {got} {key!r} (the text its spans point into)", where=where, fix=fix, code="E2026")
     return text
 
 
@@ -63,5 +63,5 @@ def offset(value: Any, name: str, where: str) -> int:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise DataError(f"{name} must be an integer character offset, got {value!r}", where=where,
-                        fix="export character offsets as integers.")
+                        fix="export character offsets as integers.", code="E2027")
     return value

@@ -44,13 +44,13 @@ def min_label_key(rec: dict[str, Any]) -> str | None:
 
 def _task_text(data: Any, where: str) -> str:
     if not isinstance(data, dict):
-        raise DataError("the task has no `data` object", where=where, fix=f"export tasks like {_EXAMPLE}.")
+        raise DataError("the task has no `data` object", where=where, fix=f"export tasks like {_EXAMPLE}.", code="E2028")
     if isinstance(data.get("text"), str):
         return data["text"]
     fields = ", ".join(data) or "none"
     raise DataError(f"the task has no text: `data.text` is missing (its data fields: {fields})", where=where,
                     fix="put the text the spans point into under data.text (a labeling config with "
-                    "<Text name=\"text\" value=\"$text\"/>), or drop tasks that are not text.")
+                    "<Text name=\"text\" value=\"$text\"/>), or drop tasks that are not text.", code="E2029")
 
 
 def _latest(annotations: list[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]] | None:
@@ -64,7 +64,7 @@ def _latest(annotations: list[tuple[int, dict[str, Any]]]) -> tuple[int, dict[st
 def _spans(results: Any, where: str) -> list[Span]:
     if not isinstance(results, list):
         raise DataError(f"`result` must be a list, got {type(results).__name__}", where=where,
-                        fix="export the annotations again from Label Studio.")
+                        fix="export the annotations again from Label Studio.", code="E2030")
     spans = []
     for n, res in enumerate(results, 1):
         if not isinstance(res, dict):
@@ -76,7 +76,7 @@ def _spans(results: Any, where: str) -> list[Span]:
         if not isinstance(value, dict) or "start" not in value or "end" not in value:
             if kind == "labels":
                 raise DataError(f"result {n} of type labels has no value.start/value.end", where=where,
-                                fix="export annotations made on text (Labels on a Text tag).")
+                                fix="export annotations made on text (Labels on a Text tag).", code="E2031")
             continue
         ref = f"result {res.get('id', n)}"
         labels = value.get("labels") or []
@@ -122,7 +122,7 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
             text = _task_text(rec.get("data"), where)
             anns = rec.get("annotations") or []
             if not isinstance(anns, list):
-                raise DataError("`annotations` must be a list", where=where, fix="export again from Label Studio (JSON).")
+                raise DataError("`annotations` must be a list", where=where, fix="export again from Label Studio (JSON).", code="E2032")
             chosen = _latest([(i, a) for i, a in enumerate(anns) if isinstance(a, dict)])
             if chosen is None:
                 skipped += 1
@@ -137,7 +137,7 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
         # JSON-MIN
         if not isinstance(rec.get("text"), str):
             raise DataError("the task has no text (no `text` field, no `data.text`)", where=where,
-                            fix="export with Label Studio's JSON or JSON-MIN format; the text must be in the task.")
+                            fix="export with Label Studio's JSON or JSON-MIN format; the text must be in the task.", code="E2033")
         key = min_label_key(rec)
         task_id = rec.get("id", f"#{place}")
         stamp = str(rec.get("updated_at") or rec.get("created_at") or "")
@@ -152,5 +152,5 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
         docs = [d for i, d in enumerate(docs) if i in keep]
     if not docs:
         raise DataError(f"no annotated task ({skipped} task(s) without a non-cancelled annotation)", where=str(path),
-                        fix="annotate (and submit) some tasks in Label Studio, then export again.")
+                        fix="annotate (and submit) some tasks in Label Studio, then export again.", code="E2034")
     return docs

@@ -28,11 +28,11 @@ def _tokens(rec: dict[str, Any], text: str, where: str) -> list[tuple[int, int]]
     for n, tok in enumerate(tokens, 1):
         here = f"{where}, token {n}"
         if not isinstance(tok, dict) or "start" not in tok or "end" not in tok:
-            raise DataError("a token needs start and end", where=here, fix='write {"text": "John", "start": 0, "end": 4, "id": 0}.')
+            raise DataError("a token needs start and end", where=here, fix='write {"text": "John", "start": 0, "end": 4, "id": 0}.', code="E2035")
         start, end = offset(tok["start"], "start", here), offset(tok["end"], "end", here)
         if not 0 <= start < end <= len(text):
             raise DataError(f"token [{start}:{end}] is outside the text ({len(text)} characters) or empty", where=here,
-                            fix="export the tokens with the text they were made from.")
+                            fix="export the tokens with the text they were made from.", code="E2036")
         if text[start:end].isspace():
             continue  # spaCy-style whitespace tokens are no words
         out.append((start, end))
@@ -53,11 +53,11 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
         spans = []
         raw_spans = rec.get("spans") or []
         if not isinstance(raw_spans, list):
-            raise DataError("`spans` must be a list", where=where, fix=f"write {_EXAMPLE}.")
+            raise DataError("`spans` must be a list", where=where, fix=f"write {_EXAMPLE}.", code="E2037")
         for n, sp in enumerate(raw_spans, 1):
             here = f"{where}, span {n}"
             if not isinstance(sp, dict) or "start" not in sp or "end" not in sp:
-                raise DataError("a span needs start, end and label", where=here, fix=f"write {_EXAMPLE}.")
+                raise DataError("a span needs start, end and label", where=here, fix=f"write {_EXAMPLE}.", code="E2038")
             spans.append(Span(offset(sp["start"], "start", here), offset(sp["end"], "end", here),
                               str(sp.get("label") or ""), sp.get("text") if isinstance(sp.get("text"), str) else None,
                               f"span {n}"))
@@ -66,5 +66,5 @@ def read(path: Path, *, all_records: bool = False) -> list[SpanDoc]:
                             meta={"id": meta.get("id", rec.get("id"))}))
     if not docs:
         raise DataError(f"no accepted records ({skipped} rejected or ignored)", where=str(path),
-                        fix="accept some examples in Prodigy, then `prodigy db-out DATASET > file.jsonl`.")
+                        fix="accept some examples in Prodigy, then `prodigy db-out DATASET > file.jsonl`.", code="E2039")
     return docs
