@@ -19,11 +19,11 @@ def test_every_raise_site_has_a_unique_code_and_the_page_is_current() -> None:
 
 
 def test_the_check_catches_a_site_without_a_code(tmp_path) -> None:
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import errors_catalogue as cat
-    finally:
-        sys.path.pop(0)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("errors_catalogue", REPO / "scripts" / "errors_catalogue.py")
+    cat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cat)
     src = tmp_path / "tokclf" / "data" / "zz_catalogue_probe.py"
     src.parent.mkdir(parents=True)
     src.write_text('from tokclf.core.errors import DataError\n\n\ndef f():\n'
