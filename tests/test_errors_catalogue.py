@@ -23,7 +23,11 @@ def test_the_check_catches_a_site_without_a_code(tmp_path) -> None:
 
     spec = importlib.util.spec_from_file_location("errors_catalogue", REPO / "scripts" / "errors_catalogue.py")
     cat = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cat)
+    sys.modules["errors_catalogue"] = cat  # its dataclass looks its module up there
+    try:
+        spec.loader.exec_module(cat)
+    finally:
+        del sys.modules["errors_catalogue"]
     src = tmp_path / "tokclf" / "data" / "zz_catalogue_probe.py"
     src.parent.mkdir(parents=True)
     src.write_text('from tokclf.core.errors import DataError\n\n\ndef f():\n'
