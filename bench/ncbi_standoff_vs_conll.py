@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--standoff-records", choices=("sentence", "document"), default="sentence",
                     help="span_records of the standoff run: one record per sentence (default) or per abstract")
     ap.add_argument("--forms", default="conll,standoff", help="which runs (the ratio needs both)")
+    ap.add_argument("--baseline", help="take the CoNLL run from this earlier results file (same settings and "
+                    "seed; its `args` are checked) instead of training it again, e.g. with --forms standoff")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "ncbi_standoff_vs_conll.json"))
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -97,6 +99,12 @@ def main() -> None:
         for form in args.forms.split(","):
             results[form] = run(form, args, Path(tmp))
             print(json.dumps(results[form]), flush=True)
+    if args.baseline and "conll" not in results:
+        earlier = json.loads(Path(args.baseline).read_text())
+        same = ("epochs", "lr", "max_docs")
+        if any(earlier["args"].get(k) != vars(args).get(k) for k in same):
+            raise SystemExit(f"{args.baseline} was run with other settings ({', '.join(same)} differ)")
+        results = {"conll": earlier["results"]["conll"] | {"from": args.baseline}, **results}
     if len(results) < 2:
         Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2) + "\n")
         return
