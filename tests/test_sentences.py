@@ -130,3 +130,21 @@ def test_predict_on_span_documents_goes_sentence_by_sentence(tmp_path, tokenizer
     predictor.span_records = "document"
     [whole] = predictor.predict(Path(tmp_path / "tasks.json"))
     assert whole.tags == predictor.predict([PredictionInput(words=words)])[0].tags
+
+
+def test_cli_validate_counts_sentence_or_document_records(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "brat"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Dr. Smith saw colon cancer. It spread.\nA second line.", encoding="utf-8")
+    (folder / "a.ann").write_text("T1\tDisease 14 26\tcolon cancer\n", encoding="utf-8")
+    counts = {}
+    for unit in ("sentence", "document"):
+        res = subprocess.run([sys.executable, "-m", "tokclf.cli", "validate", "--data-path", str(folder),
+                              "--test-split", "none", "--span-records", unit], capture_output=True, text=True, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        counts[unit] = res.stdout + res.stderr
+    assert "'sentences': 3" in counts["sentence"] and "'sentences': 1" in counts["document"]
+    assert "'kept': 1" in counts["sentence"] and "'kept': 1" in counts["document"]
