@@ -12,6 +12,10 @@ How a text becomes predictions:
 - Raw text is split into words by `tokclf.text.words.split_words` (documented there), which keeps
   each word's character offsets into the original string. Pre-split words are used as given;
   their `text` is the words joined by single spaces and offsets refer to that string.
+- A span export's documents (`PredictionInput.document`: Label Studio tasks, brat files...) are
+  tagged sentence by sentence (`tokclf.text.sentences`) when the model was trained on sentence
+  records (`span_records`, "sentence" for models trained on tag data too), and come back on the
+  whole document's words and offsets.
 - Words are tokenized with `tokclf.text.features.tokenize_split`, so nothing is truncated: a text
   longer than the model window is covered by overlapping windows, and every word takes its
   prediction from the window where it sits farthest from an edge.
