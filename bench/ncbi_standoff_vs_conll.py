@@ -54,7 +54,7 @@ def run(form: str, args: argparse.Namespace, workdir: Path) -> dict:
         project_name=str(workdir / f"ncbi-{form}"), valid_split="devel", test_split="test",
         lr=args.lr, epochs=args.standoff_epochs if form == "standoff" and args.standoff_epochs else args.epochs, batch_size=16, max_seq_length=128, mixed_precision="bf16",
         early_stopping_patience=3, early_stopping_threshold=0.0, seed=42, weight_decay=0.01,
-        label_map=LABEL_MAP if form == "standoff" else None,
+        label_map=LABEL_MAP if form == "standoff" else None, span_records=args.standoff_records,
         max_samples=None if not args.max_docs else args.max_docs if form == "standoff" else matching_sentences(args.max_docs),
     )
     params = TokenClassificationParams(**settings)
@@ -85,7 +85,11 @@ def main() -> None:
                     "steps, since 16 windows of whole abstracts hold ~3x the words of 16 sentences")
     ap.add_argument("--max-docs", type=int,
                     help="train on the first N abstracts only (standoff: N documents; CoNLL: the sentences of those N)")
+    ap.add_argument("--standoff-records", choices=("sentence", "document"), default="sentence",
+                    help="span_records of the standoff run: one record per sentence (default) or per abstract")
     ap.add_argument("--forms", default="conll,standoff", help="which runs (the ratio needs both)")
+    ap.add_argument("--baseline", help="take the CoNLL run from this earlier results file (same settings and "
+                    "seed; its `args` are checked) instead of training it again, e.g. with --forms standoff")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "ncbi_standoff_vs_conll.json"))
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -95,6 +99,12 @@ def main() -> None:
         for form in args.forms.split(","):
             results[form] = run(form, args, Path(tmp))
             print(json.dumps(results[form]), flush=True)
+    if args.baseline and "conll" not in results:
+        earlier = json.loads(Path(args.baseline).read_text())
+        same = ("epochs", "lr", "max_docs")
+        if any(earlier["args"].get(k) != vars(args).get(k) for k in same):
+            raise SystemExit(f"{args.baseline} was run with other settings ({', '.join(same)} differ)")
+        results = {"conll": earlier["results"]["conll"] | {"from": args.baseline}, **results}
     if len(results) < 2:
         Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2) + "\n")
         return

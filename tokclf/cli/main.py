@@ -23,7 +23,7 @@ DATA_KEYS = (
     "data_path", "tokens_column", "tags_column", "train_split", "valid_split", "test_split", "max_samples",
     "label_names", "conll_token_column", "conll_tag_column", "conllu_tag", "validation_split_ratio", "seed",
     "repair_bio", "max_seq_length", "model",
-    "data_format", "span_alignment", "overlapping", "label_map",
+    "data_format", "span_alignment", "overlapping", "label_map", "span_records",
 )
 
 
@@ -152,7 +152,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     extra: dict[str, Any] = {}
     for key in ("conll_token_column", "conll_tag_column", "conllu_tag", "data_format", "span_alignment",
-                "overlapping", "label_map"):
+                "overlapping", "label_map", "span_records"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
     metrics = evaluate(

@@ -90,6 +90,11 @@ class TokenClassificationParams(BaseModel):
         default=None,
         description="Rename or merge labels (spans and tags): 'Modifier=Disease,SpecificDisease=Disease' or a "
         "YAML/JSON file of old: new.")
+    # tokclf: sentence records for span documents (tokclf/text/sentences.py; docs/benchmarks.md NCBI section)
+    span_records: Literal["sentence", "document"] = Field(
+        default="sentence",
+        description="Span exports: train on one record per sentence (rule-based split, never inside an entity; "
+        "offsets stay those of the document) or one per document; predict on span inputs follows the model's choice.")
     validation_split_ratio: float | None = Field(
         default=None, gt=0, lt=1,
         description="Carve this share of train into a validation split when the data has none (seeded).",

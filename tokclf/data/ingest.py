@@ -265,6 +265,7 @@ def load_labelled_data(
     span_alignment: str = "expand",
     overlapping: str = "error",
     label_map: str | dict[str, str] | None = None,
+    span_records: str = "sentence",
     sink: Sink | None = None,
     batch_sentences: int | None = None,
 ) -> LabelledData:
@@ -287,13 +288,14 @@ def load_labelled_data(
                 tokens_column=tokens_column, tags_column=tags_column, max_samples=max_samples,
                 conll_token_column=conll_token_column, conll_tag_column=conll_tag_column, conllu_tag=conllu_tag,
                 validation_split_ratio=validation_split_ratio, seed=seed, data_format=data_format,
-                span_alignment=span_alignment, overlapping=overlapping, label_map=label_map)
+                span_alignment=span_alignment, overlapping=overlapping, label_map=label_map,
+                span_records=span_records)
         data_path = paths[0]
     batch_sentences = batch_sentences or BATCH_ROWS
     resolved = resolve_data_path(data_path)
     available, origin = _sources(resolved, train_split)
     user_names = parse_label_names(label_names)
-    span_options = spans.span_options(span_alignment, overlapping, label_map, user_names)
+    span_options = spans.span_options(span_alignment, overlapping, label_map, user_names, span_records)
     mapping = span_options.label_map
     notes: list[str] = []
 
@@ -434,4 +436,4 @@ def load_from_params(params: Any) -> LabelledData:
 def span_kwargs(params: Any) -> dict[str, Any]:
     """The span-format fields of a TokenClassificationParams, as load_labelled_data takes them."""
     return {"data_format": params.data_format, "span_alignment": params.span_alignment,
-            "overlapping": params.overlapping, "label_map": params.label_map}
+            "overlapping": params.overlapping, "label_map": params.label_map, "span_records": params.span_records}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tokclf.data.labels import RawSplit
 from tokclf.data.schemes import OUTSIDE
 
 ALIGNMENTS = ("expand", "contract", "strict")
+RECORDS = ("sentence", "document")
 OVERLAPPING = ("error", "longest", "first")
 # Issues kept per split with their text; the counts always cover all of them.
 MAX_ISSUES = 200
@@ -80,10 +81,12 @@ class SpanOptions:
     label_map: dict[str, str] | None = None
     # Known span types (from label_names); with alignment="strict" any other type is an error.
     known_types: set[str] | None = None
+    # The training record: one per sentence (split_sentences) or one per document.
+    records: str = "sentence"
 
 
 def span_options(alignment: str = "expand", overlapping: str = "error", label_map: str | dict[str, str] | None = None,
-                 label_names: Sequence[str] | None = None) -> SpanOptions:
+                 label_names: Sequence[str] | None = None, records: str = "sentence") -> SpanOptions:
     """The options from parameters. Known types (what strict checks labels against): the types of
     label_names' B-/I- tags when given, else the label map's targets (and names it leaves alone)."""
     if alignment not in ALIGNMENTS or overlapping not in OVERLAPPING:
@@ -93,7 +96,9 @@ def span_options(alignment: str = "expand", overlapping: str = "error", label_ma
     known = {n[2:] for n in label_names if n[:2] in ("B-", "I-")} if label_names else None
     if known is None and mapping and alignment == "strict":
         known = set(mapping.values())
-    return SpanOptions(alignment, overlapping, mapping, known)
+    if records not in RECORDS:
+        raise DataError(f"span_records={records!r} is not an option", fix=f"span_records: {', '.join(RECORDS)}.")
+    return SpanOptions(alignment, overlapping, mapping, known, records)
 
 
 @dataclass
@@ -368,6 +373,41 @@ def _resolve_overlaps(doc: SpanDoc, placed: list[tuple[int, int, Span]], options
 def align_docs(docs: Iterable[SpanDoc], options: SpanOptions) -> tuple[list[AlignedDoc], SpanStats]:
     stats = SpanStats()
     return [align_doc(d, options, stats) for d in docs], stats
+
+
+# --- sentence records ----------------------------------------------------------------------------
+
+def split_sentences(doc: AlignedDoc) -> list[AlignedDoc]:
+    """One AlignedDoc per sentence of `doc` (tokclf.text.sentences), never cutting an entity: a
+    boundary before an I- tag is dropped. Each piece keeps the whole `text` and offsets into it, and
+    `meta["sentence"]` its number, so `join_sentences` gives back `doc` exactly (and the writers the
+    same character spans)."""
+    from tokclf.text.sentences import sentence_starts
+
+    starts = [i for i in sentence_starts(doc.text, doc.offsets) if not doc.tags[i].startswith("I-")]
+    bounds = list(zip(starts, starts[1:] + [len(doc.words)]))
+    return [AlignedDoc(doc.text, doc.words[a:b], doc.offsets[a:b], doc.tags[a:b], doc.line, doc.document,
+                       dict(doc.meta) | {"sentence": k}) for k, (a, b) in enumerate(bounds)] or [doc]
+
+
+def join_sentences(pieces: Sequence[AlignedDoc]) -> AlignedDoc:
+    """The document `split_sentences` cut into `pieces` (in order)."""
+    first = pieces[0]
+    meta = {k: v for k, v in first.meta.items() if k != "sentence"}
+    return AlignedDoc(first.text, [w for p in pieces for w in p.words], [o for p in pieces for o in p.offsets],
+                      [t for p in pieces for t in p.tags], first.line, first.document, meta)
+
+
+def to_records(aligned: list[AlignedDoc], records: str) -> list[AlignedDoc]:
+    """The training records of aligned documents: sentences (split_sentences) or the documents.
+    Sentences carry their document's number (1-based, its place in the split) in `document`, as
+    CoNLL sentences carry their -DOCSTART- document's."""
+    if records != "sentence":
+        return aligned
+    out = []
+    for k, doc in enumerate(aligned, 1):
+        out.extend(replace(piece, document=k) for piece in split_sentences(doc))
+    return out
 
 
 def to_raw_split(aligned: list[AlignedDoc], stats: SpanStats, *, source: str, unit: str) -> RawSplit:

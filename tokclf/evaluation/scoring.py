@@ -174,6 +174,10 @@ def evaluate(
 
     check_precision(mixed_precision)
     model, tokenizer, label_names, saved = load_trained(model_dir)
+    # Span documents are scored in the record unit the model was trained on, unless told otherwise
+    # (entities are never cut, so both units score the same mentions).
+    if data_kwargs.get("span_records") is None:
+        data_kwargs["span_records"] = saved.get("span_records", "sentence")
     data = load_labelled_data(
         data_path, tokens_column=tokens_column, tags_column=tags_column, train_split=split,
         valid_split=None, test_split=None, max_samples=max_samples, label_names=label_names, **data_kwargs,

@@ -214,7 +214,7 @@ def _read_span_texts(path: Path, fmt: str) -> list[PredictionInput]:
     for doc in read_span_docs(path, fmt, all_records=True):
         meta = {k: v for k, v in doc.meta.items() if v is not None}
         meta["line"] = doc.line
-        out.append(PredictionInput(text=doc.text, meta=meta))
+        out.append(PredictionInput(text=doc.text, meta=meta, document=True))
     return out
 
 

@@ -65,7 +65,7 @@ def push_preannotations(
     for task in todo:
         text = (task.get("data") or {}).get(data_key)
         if isinstance(text, str) and text.strip():
-            inputs.append(PredictionInput(text=text, meta={"id": task["id"]}))
+            inputs.append(PredictionInput(text=text, meta={"id": task["id"]}, document=True))
         else:
             without_text.append(task["id"])
     pushed = []

@@ -12,6 +12,10 @@ How a text becomes predictions:
 - Raw text is split into words by `tokclf.text.words.split_words` (documented there), which keeps
   each word's character offsets into the original string. Pre-split words are used as given;
   their `text` is the words joined by single spaces and offsets refer to that string.
+- A span export's documents (`PredictionInput.document`: Label Studio tasks, brat files...) are
+  tagged sentence by sentence (`tokclf.text.sentences`) when the model was trained on sentence
+  records (`span_records`, "sentence" for models trained on tag data too), and come back on the
+  whole document's words and offsets.
 - Words are tokenized with `tokclf.text.features.tokenize_split`, so nothing is truncated: a text
   longer than the model window is covered by overlapping windows, and every word takes its
   prediction from the window where it sits farthest from an edge.
@@ -107,6 +111,9 @@ class Predictor:
         self.max_seq_length, self.stride = window_settings(saved, max_seq_length, stride)
         # The training run's decoding (training_params.json / the ONNX manifest) unless overridden.
         self.decoding = decoding_setting(saved, decoding)
+        # Span documents are tagged in the unit the model was trained on (span_records; models
+        # trained on tag data learnt sentences, so "sentence" unless the run said "document").
+        self.span_records = str(saved.get("span_records", "sentence"))
         self.token_budget = token_budget
         self.batch_size = batch_size
 
@@ -143,6 +150,28 @@ class Predictor:
             probs[keep[j]] = word_scores.astype(float).tolist()
         return ids, probs
 
+    def _tag_items(self, items: Sequence[PredictionInput], prepared: Sequence[tuple[str, list[str], list[tuple[int, int]]]],
+                   ) -> tuple[list[list[int]], list[list[float]]]:
+        """tag_words over the items, span documents cut into sentences first when the model learnt
+        sentences (tokclf.text.sentences); each document's tags are its sentences' in order, so
+        words and offsets stay the document's."""
+        from tokclf.text.sentences import sentence_ranges
+
+        rows: list[list[str]] = []
+        owner: list[int] = []
+        for k, (item, (text, words, spans)) in enumerate(zip(items, prepared)):
+            ranges = sentence_ranges(text, spans) if item.document and self.span_records == "sentence" else []
+            for a, b in ranges or [(0, len(words))]:
+                rows.append(list(words[a:b]))
+                owner.append(k)
+        row_ids, row_probs = self.tag_words(rows)
+        ids: list[list[int]] = [[] for _ in items]
+        probs: list[list[float]] = [[] for _ in items]
+        for k, i, p in zip(owner, row_ids, row_probs):
+            ids[k].extend(i)
+            probs[k].extend(p)
+        return ids, probs
+
     # -- inputs in, records out -----------------------------------------------------------------
 
     def iter_predict(self, inputs: Any, *, progress: bool = False, chunk_size: int = CHUNK_TEXTS) -> Iterator[PredictionRecord]:
@@ -156,7 +185,7 @@ class Predictor:
             for lo in range(0, len(items), chunk_size):
                 chunk = items[lo:lo + chunk_size]
                 prepared = [_prepare(item) for item in chunk]
-                ids, probs = self.tag_words([p[1] for p in prepared])
+                ids, probs = self._tag_items(chunk, prepared)
                 for item, (text, words, spans), word_ids, word_probs in zip(chunk, prepared, ids, probs):
                     tags = [self.label_names[i] for i in word_ids]
                     entities = build_entities(tags, word_probs, text, spans) if self.is_bio else []

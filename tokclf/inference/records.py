@@ -14,6 +14,9 @@ class PredictionInput:
     words: list[str] | None = None
     gold: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # A span export's document (tokclf.inference.inputs): tagged sentence by sentence when the
+    # model was trained on sentence records (span_records), predictions on document offsets.
+    document: bool = False
 
 
 @dataclass

@@ -28,7 +28,7 @@ KEY_VERSION = 1                     # bump when a stage's output format changes
 INGEST_KEYS = (  # data_path enters as the content hash of what it names, not as a string
     "tokens_column", "tags_column", "train_split", "valid_split", "test_split", "max_samples",
     "label_names", "conll_token_column", "conll_tag_column", "conllu_tag", "validation_split_ratio", "seed",
-    "data_format", "span_alignment", "overlapping", "label_map",  # span annotation formats
+    "data_format", "span_alignment", "overlapping", "label_map", "span_records",  # span annotation formats
 )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.data.labels import RawSplit
-from tokclf.data.spans import SpanDoc, SpanOptions, align_docs, to_raw_split
+from tokclf.data.spans import SpanDoc, SpanOptions, align_docs, to_raw_split, to_records
 
 SPAN_FORMATS = ("labelstudio", "doccano", "prodigy", "brat", "spacy")
 DATA_FORMATS = ("auto", "tags", *SPAN_FORMATS)
@@ -109,7 +109,8 @@ def read_span_docs(path: Path, fmt: str, *, all_records: bool = False) -> list[S
 
 
 def read_span_split(path: Path, fmt: str, options: SpanOptions) -> RawSplit:
-    """One split of a span export -> words with IOB2 tags (see tokclf.data.spans)."""
+    """One split of a span export -> words with IOB2 tags (see tokclf.data.spans), one record per
+    sentence or per document (options.records)."""
     docs = read_span_docs(path, fmt)
     aligned, stats = align_docs(docs, options)
-    return to_raw_split(aligned, stats, source=str(path), unit=UNITS[fmt])
+    return to_raw_split(to_records(aligned, options.records), stats, source=str(path), unit=UNITS[fmt])
