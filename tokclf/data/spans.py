@@ -97,7 +97,7 @@ def span_options(alignment: str = "expand", overlapping: str = "error", label_ma
     if known is None and mapping and alignment == "strict":
         known = set(mapping.values())
     if records not in RECORDS:
-        raise DataError(f"span_records={records!r} is not an option", fix=f"span_records: {', '.join(RECORDS)}.")
+        raise DataError(f"span_records={records!r} is not an option", fix=f"span_records: {', '.join(RECORDS)}.", code="E2113")
     return SpanOptions(alignment, overlapping, mapping, known, records)
 
 
