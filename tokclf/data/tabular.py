@@ -16,6 +16,7 @@ import ast
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,10 @@ def _json_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> 
                      fix="fix the JSON syntax (a JSON array of objects, or one object per line).", code="E2108")
 
 
-def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
+def json_lines(text: str, error: Callable[[json.JSONDecodeError, int], Exception]) -> list[tuple[int, Any]]:
+    """(line number, object) of every non-blank line of JSON Lines text; a broken line raises
+    `error(exc, line offset)`, the caller's located DataError (tag files and span exports word
+    their fixes differently)."""
     records = []
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
@@ -177,8 +181,12 @@ def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
         try:
             records.append((lineno, json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise _json_error(path, exc, lineno - 1) from None
+            raise error(exc, lineno - 1) from None
     return records
+
+
+def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
+    return json_lines(text, lambda exc, offset: _json_error(path, exc, offset))
 
 
 def read_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tokclf.core.errors import DataError
-from tokclf.data.tabular import read_text
+from tokclf.data.tabular import json_lines, read_text
 
 
 def _broken(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> DataError:
@@ -33,15 +33,7 @@ def read_records(path: Path) -> tuple[list[tuple[int, Any]], str]:
         except json.JSONDecodeError as exc:
             raise _broken(path, exc) from None
         return list(enumerate(doc, 1)), "record"
-    records = []
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append((lineno, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise _broken(path, exc, lineno - 1) from None
-    return records, "line"
+    return json_lines(text, lambda exc, offset: _broken(path, exc, offset)), "line"
 
 
 def require_dict(rec: Any, where: str, example: str) -> dict[str, Any]:
