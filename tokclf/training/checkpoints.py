@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -152,7 +152,12 @@ def checkpoints_newest_first(checkpoints: Path) -> list[Path]:
 
 
 def clean_partial(checkpoints: Path) -> None:
-    shutil.rmtree(checkpoints / PARTIAL, ignore_errors=True)
+    """Remove a checkpoint whose write was cut short (a kill during the write): never resumed from."""
+    partial = checkpoints / PARTIAL
+    if partial.is_dir() and any(partial.iterdir()):
+        log.info("removing a half-written checkpoint (%s) left by a run killed while writing it",
+                 ", ".join(sorted(p.name for p in partial.iterdir())))
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 def resume_point(resume: str, checkpoints: Path, fingerprint: dict[str, Any]) -> Path | None:
@@ -233,13 +238,17 @@ def update_run_file(folder: Path, **values: Any) -> None:
 
 
 @contextlib.contextmanager
-def training_dir(target: Path, *, resume: str = "auto") -> Iterator[tuple[Path, bool]]:
+def training_dir(target: Path, *, resume: str = "auto",
+                 finishing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                 ) -> Iterator[tuple[Path, bool]]:
     """(the run folder, whether this process writes the outputs).
 
     Every rank of a distributed run (torchrun, `accelerate launch`) uses the same folder; rank 0
     locks it, writes the outputs and moves it into place. On success the checkpoints and the run's
     bookkeeping are removed and the folder replaces `target` in one rename; on any error or signal
-    it stays, for the next run to resume from."""
+    it stays, for the next run to resume from. `finishing()` is entered around that rename
+    (`tokclf.training.signals.StopOnSignal.finishing`: signals held, then no longer stopping a run
+    that is complete)."""
     from tokclf.core.fileio import check_target, dir_mode, swap_into_place
     from tokclf.core.hardware import distributed_rank
 
@@ -267,16 +276,9 @@ def training_dir(target: Path, *, resume: str = "auto") -> Iterator[tuple[Path, 
             shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
             (folder / RUN_FILE).unlink(missing_ok=True)
             (folder / LOCK).unlink(missing_ok=True)
-            # Two renames: a signal between them would leave no folder at `target`. Signals wait
-            # until both are done (the run then counts as finished).
-            import signal
-
-            blocked = {signal.SIGTERM, signal.SIGINT}
-            signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-            try:
+            # Two renames: a signal between them would leave no folder at `target` (see finishing).
+            with finishing():
                 swap_into_place(folder, target)
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
     finally:
         if lock is not None:
             lock.close()
