@@ -116,25 +116,40 @@ def test_sigkill_during_a_checkpoint_write_resumes_from_the_previous_one(tiny_mo
     assert (out / "model.safetensors").read_bytes() == (uninterrupted / "model.safetensors").read_bytes()
 
 
+# `tokclf train` in a real process whose final move into place sends the process a real SIGTERM
+# (before the two renames, or just after them): the only way to land a signal in that millisecond
+# deterministically; polling for the folder from outside sees it too late on a loaded machine.
+SIGNAL_DURING_SWAP = """
+import os, signal, sys
+import tokclf.core.fileio as fileio
+from tokclf.cli.main import main
+
+real, when = fileio.swap_into_place, sys.argv.pop(1)
+
+def swap_with_a_signal(tmp, target):
+    if when == "before":
+        os.kill(os.getpid(), signal.SIGTERM)
+    real(tmp, target)
+    if when == "after":
+        os.kill(os.getpid(), signal.SIGTERM)
+
+fileio.swap_into_place = swap_with_a_signal
+sys.exit(main())
+"""
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "after"])
 def test_a_signal_while_the_model_moves_into_place_does_not_undo_the_run(tiny_model_dir, ner_jsonl_dir,
-                                                                           uninterrupted, tmp_path):
-    # SIGTERM the moment the finished folder appears at the output path: the rename is done (or
-    # in progress, signals held), and the run must count as finished, exit 0: "interrupted" would
-    # make a user or scheduler rerun it, and the rerun, with no checkpoints left, trains again.
+                                                                           uninterrupted, tmp_path, when):
+    # The run must count as finished (exit 0): "interrupted" for a complete model would make a
+    # user or scheduler rerun it, and the rerun, with no checkpoints left, would train again.
     out = tmp_path / "model"
-    with open(tmp_path / "train.log", "w") as fh:
-        proc = subprocess.Popen(train_cmd(tiny_model_dir, ner_jsonl_dir, out), stdout=fh, stderr=subprocess.STDOUT,
-                                cwd=tmp_path)
-    deadline = time.monotonic() + 300
-    while not out.exists():
-        assert proc.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "no model folder within the timeout"
-    proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=120)
-    text = (tmp_path / "train.log").read_text()
-    assert code == 0, text[-3000:]
-    assert "interrupted" not in text and "nothing was written" not in text
+    cmd = [sys.executable, "-c", SIGNAL_DURING_SWAP, when, *train_cmd(tiny_model_dir, ner_jsonl_dir, out)[3:]]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SIGTERM arrived while the finished model was being moved into place" in done.stderr
+    assert "interrupted" not in done.stderr and "nothing was written" not in done.stderr
     assert rounded(metrics(out)) == rounded(metrics(uninterrupted))
     assert not run_folder(out).exists()
 
@@ -147,3 +162,84 @@ def _can_mount_tmpfs(where: Path) -> bool:
     if ok:
         subprocess.run(["umount", str(where)], check=True)
     return ok
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 22 MiB file system (tmpfs) for the output: room for the previous model (4.6 MB) and one
+    tiny-BERT checkpoint (about 13 MB with its optimizer state), not two. Needs root and a container that allows mount."""
+    where = tmp_path / "disk"
+    if not _can_mount_tmpfs(where):
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN); a full disk is untested")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=22m", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.slow
+def test_full_output_disk_is_a_clear_error_and_the_run_resumes_once_there_is_room(
+        tiny_model_dir, ner_jsonl_dir, uninterrupted, small_disk, tmp_path):
+    import shutil
+
+    out = small_disk / "model"
+    shutil.copytree(uninterrupted, out)  # the previously published model (4.6 MB of the 22)
+    previous = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    cmd = train_cmd(tiny_model_dir, ner_jsonl_dir, out, *EVERY_STEP)
+    full = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr[-3000:]
+    assert "failed: no space left on the device" in full.stderr.lower() or "No space left" in full.stderr, \
+        full.stderr[-3000:]
+    assert "run the same command again" in full.stderr
+    kept = complete_steps(out)
+    assert kept and not partial_checkpoints(out)  # the earlier checkpoint intact, the half-written one gone
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == previous  # untouched
+
+    subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"checkpoint-{kept[-1]} (step {kept[-1]})" in done.stderr
+    got, want = metrics(out), metrics(uninterrupted)
+    assert got["train"]["steps"] == want["train"]["steps"] == STEPS
+    assert rounded(got) == rounded(want)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_killed_and_relaunched_resume(tiny_model_dir, ner_jsonl_dir, tmp_path):
+    """2 torchrun processes (gloo on CPU) train into one run folder; SIGKILL to the whole process
+    group (torchrun and both ranks, as a preempted machine) after a checkpoint; the same torchrun
+    command again resumes from it on both ranks and ends like an uninterrupted torchrun run."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def ddp(out: Path) -> list[str]:
+        cmd = train_cmd(tiny_model_dir, ner_jsonl_dir, out, *EVERY_STEP)
+        return [str(torchrun), "--standalone", "--nproc_per_node", "2", *cmd[1:]]  # `-m tokclf.cli train ...`
+
+    base = tmp_path / "base"
+    done = subprocess.run(ddp(base), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = metrics(base)["train"]["steps"]
+
+    out = tmp_path / "model"
+    with open(tmp_path / "killed.log", "w") as fh:
+        proc = subprocess.Popen(ddp(out), stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+                                start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not [s for s in complete_steps(out) if s >= 3]:
+        assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within the timeout"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    kept = complete_steps(out)
+    assert kept and kept[-1] < steps and not out.exists()
+
+    again = subprocess.run(ddp(out), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("resuming from") == 2, again.stderr[-3000:]  # both ranks
+    got, want = metrics(out), metrics(base)
+    assert got["train"]["steps"] == steps
+    assert rounded(got) == rounded(want)
+    assert not run_folder(out).exists()

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -139,6 +140,29 @@ def checkpoint_problem(folder: Path) -> str | None:
     return None
 
 
+_WRITE_FAILED = ("No space left", "os error", "PytorchStreamWriter failed", "unexpected pos", "Disk quota")
+
+
+def write_failure(exc: BaseException, folder: Path) -> str | None:
+    """What went wrong when writing into `folder` failed with `exc`, if it was the disk: an OSError,
+    or what torch.save (RuntimeError "unexpected pos" / "PytorchStreamWriter failed") and
+    safetensors (SafetensorError "... os error 28") raise on a full disk instead of OSError, or any
+    error while the file system has no room left. None: a bug or another failure, to raise as is."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    try:
+        st = os.statvfs(folder)
+        full = st.f_bavail * st.f_frsize < 1 << 20
+    except OSError:
+        full = False
+    text = str(exc)
+    if full:
+        return f"no space left on the device ({text.splitlines()[0] if text else type(exc).__name__})"
+    if any(m in text for m in _WRITE_FAILED):
+        return text.splitlines()[0]
+    return None
+
+
 def step_of(folder: Path) -> int:
     m = _STEP.match(folder.name)
     return int(m.group(1)) if m else -1
@@ -246,9 +270,8 @@ def training_dir(target: Path, *, resume: str = "auto",
     Every rank of a distributed run (torchrun, `accelerate launch`) uses the same folder; rank 0
     locks it, writes the outputs and moves it into place. On success the checkpoints and the run's
     bookkeeping are removed and the folder replaces `target` in one rename; on any error or signal
-    it stays, for the next run to resume from. `finishing()` is entered around that rename
-    (`tokclf.training.signals.StopOnSignal.finishing`: signals held, then no longer stopping a run
-    that is complete)."""
+    it stays, for the next run to resume from. `finishing()` is entered around that removal and
+    rename (`tokclf.training.signals.StopOnSignal.finishing`: a signal there no longer stops the run)."""
     from tokclf.core.fileio import check_target, dir_mode, swap_into_place
     from tokclf.core.hardware import distributed_rank
 
@@ -273,11 +296,12 @@ def training_dir(target: Path, *, resume: str = "auto",
     try:
         yield folder, rank == 0
         if rank == 0:
-            shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
-            (folder / RUN_FILE).unlink(missing_ok=True)
-            (folder / LOCK).unlink(missing_ok=True)
-            # Two renames: a signal between them would leave no folder at `target` (see finishing).
+            # From here the run must complete: once the checkpoints are gone an interruption would
+            # lose it all, and between the swap's two renames it would leave no folder at `target`.
             with finishing():
+                shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
+                (folder / RUN_FILE).unlink(missing_ok=True)
+                (folder / LOCK).unlink(missing_ok=True)
                 swap_into_place(folder, target)
     finally:
         if lock is not None:

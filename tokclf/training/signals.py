@@ -9,10 +9,9 @@ exits at once (the checkpoint being written, if any, is left half-written in `.p
 ignored by the next run). Outside the training loop (loading, final scoring and writing) the
 first signal raises at once: the run folder keeps its checkpoints, nothing half-written is kept.
 
-Once the finished model folder is being moved into place (`StopOnSignal.finishing`, around the
-final rename of `tokclf.training.checkpoints.training_dir`) a signal no longer stops the run: it is
-held until the rename is done and then only noted, and `outputs_in_place()` turns true, so the
-command exits 0. Reporting "interrupted" for a complete model would make the user (or a scheduler)
+Once a finished run removes its checkpoints and moves its folder into place (`StopOnSignal.finishing`,
+in `tokclf.training.checkpoints.training_dir`) a signal no longer stops it: it is only noted, and
+`outputs_in_place()` turns true when the folder is in place, so the command exits 0. Reporting "interrupted" for a complete model would make the user (or a scheduler)
 rerun it, and the rerun, finding no checkpoints, would train again from scratch.
 
 Signal handlers can only be installed from the main thread; elsewhere (a Prefect task in a worker
@@ -69,6 +68,7 @@ class StopOnSignal(TrainerCallback):
         self.step: int | None = None
         self.max_steps: int | None = None
         self.saved_step: int | None = None
+        self.deferring = False  # finishing: a signal is only noted
         self.completed = False  # the model folder is in place: a signal is only noted
         self.late_signum: int | None = None
 
@@ -76,7 +76,7 @@ class StopOnSignal(TrainerCallback):
         return TrainingInterrupted(self.signum or signal.SIGTERM, self.step, self.max_steps)
 
     def handle(self, signum: int, frame: Any) -> None:
-        if self.completed:
+        if self.deferring or self.completed:
             self.late_signum = signum
             return
         if self.signum is not None:
@@ -91,18 +91,20 @@ class StopOnSignal(TrainerCallback):
 
     @contextlib.contextmanager
     def finishing(self) -> Iterator[None]:
-        """Around the move of the finished folder into place: SIGTERM / SIGINT are held (a signal
-        between the two renames of a swap would leave no folder at the target) and, once the move
-        is done, delivered to a handler that only notes them."""
-        blocked = set(SIGNALS)
-        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        """Around the last steps of a finished run (its checkpoints removed, the folder renamed into
+        place): a signal is only noted. Raising there would lose the run (no checkpoints left) or,
+        between the two renames of the swap, leave no folder at the target. Not done by blocking
+        the signals: `pthread_sigmask` blocks them in the calling thread only, and torch's and the
+        tokenizers' threads still take a process-directed signal, whose Python handler then runs
+        in the main thread all the same."""
+        global _OUTPUTS_IN_PLACE
+        self.deferring = True
         try:
             yield
-            global _OUTPUTS_IN_PLACE
             self.completed = True
             _OUTPUTS_IN_PLACE = True
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            self.deferring = False
 
     # --- TrainerCallback ---
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
