@@ -205,6 +205,22 @@ def test_full_output_disk_is_a_clear_error_and_the_run_resumes_once_there_is_roo
     assert rounded(got) == rounded(want)
 
 
+def wait_for_lock_free(lock: Path, timeout: float = 60) -> None:
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    with open(lock, "a+") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{lock} still held: the killed launcher's workers are still running")
+                time.sleep(0.01)
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_killed_and_relaunched_resume(tiny_model_dir, ner_jsonl_dir, tmp_path):
     """2 torchrun processes (gloo on CPU) train into one run folder; SIGKILL to the whole process
@@ -231,8 +247,12 @@ def test_torchrun_two_cpu_processes_killed_and_relaunched_resume(tiny_model_dir,
         assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "no checkpoint within the timeout"
         time.sleep(0.01)
+    # torchrun's workers run in sessions of their own: this kills torchrun only, and the workers,
+    # orphaned, must end too (tokclf.training.checkpoints.die_with_launcher). Their end releases the
+    # run folder's lock: wait on that, with a timeout.
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
+    wait_for_lock_free(run_folder(out) / ".lock")
     kept = complete_steps(out)
     assert kept and kept[-1] < steps and not out.exists()
 

@@ -65,7 +65,10 @@ def test_killed_retraining_flow_run_publishes_nothing_and_the_next_run_resumes(h
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(ner_jsonl_dir, root / "source")
-    write_params(root, tiny_model_dir, root / "source", epochs=6, batch_size=4, checkpoint_minutes=0.00001)
+    config = write_params(root, tiny_model_dir, root / "source", checkpoint_minutes=0.00001)
+    spec = yaml.safe_load(config.read_text())
+    spec["train"].update(epochs=6, batch_size=4)  # 12 steps an epoch, a checkpoint after each
+    config.write_text(yaml.safe_dump(spec, sort_keys=False))
     model = root / "outputs" / "tiny"
     checkpoints = model.parent / ".tiny.run" / "checkpoints"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(harness)}

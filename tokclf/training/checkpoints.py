@@ -261,6 +261,28 @@ def update_run_file(folder: Path, **values: Any) -> None:
     write_json(folder / RUN_FILE, {**read_run_file(folder), **values})
 
 
+def die_with_launcher() -> None:
+    """Under torchrun, end this worker when the launcher dies. torchrun starts each worker in a
+    session of its own (torch.distributed.elastic's subprocess handler: start_new_session), so a
+    SIGKILL to torchrun's process group (a CI timeout, `kill -9 -PGID`) leaves the workers training
+    on, orphaned: they hold the run folder's lock and a relaunch is refused, or they finish and a
+    relaunch trains again. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    import ctypes
+    import signal
+    import sys
+
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the launcher died before the prctl call
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def training_dir(target: Path, *, resume: str = "auto",
                  finishing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
@@ -276,7 +298,9 @@ def training_dir(target: Path, *, resume: str = "auto",
     from tokclf.core.hardware import distributed_rank
 
     check_target(target)
-    rank, _ = distributed_rank()
+    rank, world = distributed_rank()
+    if world > 1:
+        die_with_launcher()
     folder = run_folder(target)
     lock = None
     try:
