@@ -158,7 +158,8 @@ def _can_mount_tmpfs(where: Path) -> bool:
     if os.geteuid() != 0:
         return False
     where.mkdir()
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True).returncode == 0
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)]
+    ok = subprocess.run(mount, capture_output=True).returncode == 0
     if ok:
         subprocess.run(["umount", str(where)], check=True)
     return ok
@@ -167,7 +168,8 @@ def _can_mount_tmpfs(where: Path) -> bool:
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 22 MiB file system (tmpfs) for the output: room for the previous model (4.6 MB) and one
-    tiny-BERT checkpoint (about 13 MB with its optimizer state), not two. Needs root and a container that allows mount."""
+    tiny-BERT checkpoint (about 13 MB with its optimizer state), not two. Needs root and a
+    container that allows mount."""
     where = tmp_path / "disk"
     if not _can_mount_tmpfs(where):
         pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN); a full disk is untested")

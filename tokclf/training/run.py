@@ -152,7 +152,8 @@ def run_training(
 
     # The run folder outlives a crash or a kill: a rerun resumes from its checkpoints
     # (tokclf.training.checkpoints); a signal ends training after a checkpoint (signals).
-    with stop_on_signal() as stopper, training_dir(target, resume=params.resume, finishing=stopper.finishing) as (out, writes), \
+    with stop_on_signal() as stopper, \
+            training_dir(target, resume=params.resume, finishing=stopper.finishing) as (out, writes), \
             tracker_env(params, out):
         trainer, metrics = fit(
             params, data=data, tokenizer=tokenizer, model_path=model_path, train_features=features[train_name],

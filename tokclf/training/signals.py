@@ -9,10 +9,11 @@ exits at once (the checkpoint being written, if any, is left half-written in `.p
 ignored by the next run). Outside the training loop (loading, final scoring and writing) the
 first signal raises at once: the run folder keeps its checkpoints, nothing half-written is kept.
 
-Once a finished run removes its checkpoints and moves its folder into place (`StopOnSignal.finishing`,
-in `tokclf.training.checkpoints.training_dir`) a signal no longer stops it: it is only noted, and
-`outputs_in_place()` turns true when the folder is in place, so the command exits 0. Reporting "interrupted" for a complete model would make the user (or a scheduler)
-rerun it, and the rerun, finding no checkpoints, would train again from scratch.
+Once a finished run removes its checkpoints and moves its folder into place
+(`StopOnSignal.finishing`, in `tokclf.training.checkpoints.training_dir`) a signal no longer stops
+it: it is only noted, and `outputs_in_place()` turns true when the folder is in place, so the
+command exits 0. Reporting "interrupted" for a complete model would make the user (or a
+scheduler) rerun it, and the rerun, finding no checkpoints, would train again from scratch.
 
 Signal handlers can only be installed from the main thread; elsewhere (a Prefect task in a worker
 thread) the process keeps its own handling and the periodic checkpoints still bound the loss.
