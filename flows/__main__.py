@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--only", nargs="*", help="deployment names to serve (default: all)")
     sv.add_argument("--limit", type=int, default=1, help="flow runs at a time (default 1)")
     args = parser.parse_args(argv)
+    import logging
+
+    # tokclf's own notices (resuming from a checkpoint, a damaged checkpoint skipped) reach the flow
+    # run's console as they do in `tokclf train`: Prefect leaves loggers it does not know at WARNING.
+    logging.getLogger("tokclf").setLevel(logging.INFO)
 
     from tokclf.core.errors import TokclfError
 

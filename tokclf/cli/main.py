@@ -239,8 +239,23 @@ class Terminated(BaseException):
     atomic write and staging folder on the way out is removed, then exits 143."""
 
 
+def _model_in_place() -> bool:
+    """Whether a training run of this process has already put its finished model folder in place
+    (tokclf.training.signals; not imported unless this command trained)."""
+    signals = sys.modules.get("tokclf.training.signals")
+    return bool(signals and signals.outputs_in_place())
+
+
 def _terminated(signum: int, frame: Any) -> None:
+    if _model_in_place():
+        return  # the work is done; only printing and exiting remain
     raise Terminated()
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    if _model_in_place():
+        return
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,11 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
-    previous = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         # Training and serving install their own handlers for their duration (tokclf.training.signals,
-        # tokclf.inference.serve); this one covers everything else, for this command only.
-        previous = signal.signal(signal.SIGTERM, _terminated)
+        # tokclf.inference.serve); these cover everything else, for this command only.
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _terminated),
+                    signal.SIGINT: signal.signal(signal.SIGINT, _interrupted)}
     try:
         return int(args.func(args))
     except TokclfError as exc:
@@ -274,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     finally:
         # A Python caller of main() gets its own SIGTERM handler and transformers settings back.
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        # Run as the program (argv None) after a model was put in place, a signal during the exit
+        # must not turn the finished run into a death by signal (which a scheduler would rerun).
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_IGN if argv is None and _model_in_place() else handler)
         from tokclf.cli.inference import restore_loading
 
         restore_loading()

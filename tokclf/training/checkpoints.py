@@ -20,9 +20,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -139,6 +140,29 @@ def checkpoint_problem(folder: Path) -> str | None:
     return None
 
 
+_WRITE_FAILED = ("No space left", "os error", "PytorchStreamWriter failed", "unexpected pos", "Disk quota")
+
+
+def write_failure(exc: BaseException, folder: Path) -> str | None:
+    """What went wrong when writing into `folder` failed with `exc`, if it was the disk: an OSError,
+    or what torch.save (RuntimeError "unexpected pos" / "PytorchStreamWriter failed") and
+    safetensors (SafetensorError "... os error 28") raise on a full disk instead of OSError, or any
+    error while the file system has no room left. None: a bug or another failure, to raise as is."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    try:
+        st = os.statvfs(folder)
+        full = st.f_bavail * st.f_frsize < 1 << 20
+    except OSError:
+        full = False
+    text = str(exc)
+    if full:
+        return f"no space left on the device ({text.splitlines()[0] if text else type(exc).__name__})"
+    if any(m in text for m in _WRITE_FAILED):
+        return text.splitlines()[0]
+    return None
+
+
 def step_of(folder: Path) -> int:
     m = _STEP.match(folder.name)
     return int(m.group(1)) if m else -1
@@ -152,7 +176,12 @@ def checkpoints_newest_first(checkpoints: Path) -> list[Path]:
 
 
 def clean_partial(checkpoints: Path) -> None:
-    shutil.rmtree(checkpoints / PARTIAL, ignore_errors=True)
+    """Remove a checkpoint whose write was cut short (a kill during the write): never resumed from."""
+    partial = checkpoints / PARTIAL
+    if partial.is_dir() and any(partial.iterdir()):
+        log.info("removing a half-written checkpoint (%s) left by a run killed while writing it",
+                 ", ".join(sorted(p.name for p in partial.iterdir())))
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 def resume_point(resume: str, checkpoints: Path, fingerprint: dict[str, Any]) -> Path | None:
@@ -232,19 +261,46 @@ def update_run_file(folder: Path, **values: Any) -> None:
     write_json(folder / RUN_FILE, {**read_run_file(folder), **values})
 
 
+def die_with_launcher() -> None:
+    """Under torchrun, end this worker when the launcher dies. torchrun starts each worker in a
+    session of its own (torch.distributed.elastic's subprocess handler: start_new_session), so a
+    SIGKILL to torchrun's process group (a CI timeout, `kill -9 -PGID`) leaves the workers training
+    on, orphaned: they hold the run folder's lock and a relaunch is refused, or they finish and a
+    relaunch trains again. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    import ctypes
+    import signal
+    import sys
+
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the launcher died before the prctl call
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @contextlib.contextmanager
-def training_dir(target: Path, *, resume: str = "auto") -> Iterator[tuple[Path, bool]]:
+def training_dir(target: Path, *, resume: str = "auto",
+                 finishing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                 ) -> Iterator[tuple[Path, bool]]:
     """(the run folder, whether this process writes the outputs).
 
     Every rank of a distributed run (torchrun, `accelerate launch`) uses the same folder; rank 0
     locks it, writes the outputs and moves it into place. On success the checkpoints and the run's
     bookkeeping are removed and the folder replaces `target` in one rename; on any error or signal
-    it stays, for the next run to resume from."""
+    it stays, for the next run to resume from. `finishing()` is entered around that removal and
+    rename (`tokclf.training.signals.StopOnSignal.finishing`: a signal there no longer stops the run)."""
     from tokclf.core.fileio import check_target, dir_mode, swap_into_place
     from tokclf.core.hardware import distributed_rank
 
     check_target(target)
-    rank, _ = distributed_rank()
+    rank, world = distributed_rank()
+    if world > 1:
+        die_with_launcher()
     folder = run_folder(target)
     lock = None
     try:
@@ -264,19 +320,13 @@ def training_dir(target: Path, *, resume: str = "auto") -> Iterator[tuple[Path, 
     try:
         yield folder, rank == 0
         if rank == 0:
-            shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
-            (folder / RUN_FILE).unlink(missing_ok=True)
-            (folder / LOCK).unlink(missing_ok=True)
-            # Two renames: a signal between them would leave no folder at `target`. Signals wait
-            # until both are done (the run then counts as finished).
-            import signal
-
-            blocked = {signal.SIGTERM, signal.SIGINT}
-            signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-            try:
+            # From here the run must complete: once the checkpoints are gone an interruption would
+            # lose it all, and between the swap's two renames it would leave no folder at `target`.
+            with finishing():
+                shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
+                (folder / RUN_FILE).unlink(missing_ok=True)
+                (folder / LOCK).unlink(missing_ok=True)
                 swap_into_place(folder, target)
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
     finally:
         if lock is not None:
             lock.close()

@@ -152,7 +152,8 @@ def run_training(
 
     # The run folder outlives a crash or a kill: a rerun resumes from its checkpoints
     # (tokclf.training.checkpoints); a signal ends training after a checkpoint (signals).
-    with stop_on_signal() as stopper, training_dir(target, resume=params.resume) as (out, writes), \
+    with stop_on_signal() as stopper, \
+            training_dir(target, resume=params.resume, finishing=stopper.finishing) as (out, writes), \
             tracker_env(params, out):
         trainer, metrics = fit(
             params, data=data, tokenizer=tokenizer, model_path=model_path, train_features=features[train_name],
@@ -169,19 +170,36 @@ def run_training(
                     _scorer(params, tokenizer, data, name, features.get(name))(trainer.model))
                 metrics[role]["split"] = name
             mark("scoring")
-            trainer.save_model(str(out))
-            tokenizer.save_pretrained(str(out))
-            mark("save")
-            write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
-                          log_history=trainer.state.log_history,
-                          run_facts={"classifier_head": metrics.get("classifier_head"),
-                                     "subword_labels_chosen": subword_strategy(params, data, tokenizer, quiet=True)})
+            try:
+                trainer.save_model(str(out))
+                tokenizer.save_pretrained(str(out))
+                mark("save")
+                write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
+                              log_history=trainer.state.log_history,
+                              run_facts={"classifier_head": metrics.get("classifier_head"),
+                                         "subword_labels_chosen": subword_strategy(params, data, tokenizer, quiet=True)})
+            except Exception as exc:
+                _raise_if_disk(exc, out)
+                raise
             mark("card")
             if on_saved is not None:
                 on_saved(out, metrics)
     if writes:
         log.info("model and metrics written to %s", target)
     return TrainResult(output_dir=target, metrics=metrics, validation_report=report.to_dict(), wrote=writes)
+
+
+def _raise_if_disk(exc: Exception, out: Path) -> None:
+    """A failed write of the model folder because of the disk (full, read-only): a TokclfError that
+    says the run's checkpoints are kept (the folder is still the hidden run folder, never the output)."""
+    from tokclf.training.checkpoints import write_failure
+
+    problem = write_failure(exc, out)
+    if problem is not None:
+        raise TokclfError(f"writing the trained model into {out} failed: {problem}; the previous model folder "
+                          "is untouched and the run's checkpoints are kept", where=str(out.parent),
+                          fix="free disk space (or make the folder writable) and run the same command again: it "
+                          "resumes from the last checkpoint.") from None
 
 
 def fit(

@@ -9,6 +9,12 @@ exits at once (the checkpoint being written, if any, is left half-written in `.p
 ignored by the next run). Outside the training loop (loading, final scoring and writing) the
 first signal raises at once: the run folder keeps its checkpoints, nothing half-written is kept.
 
+Once a finished run removes its checkpoints and moves its folder into place
+(`StopOnSignal.finishing`, in `tokclf.training.checkpoints.training_dir`) a signal no longer stops
+it: it is only noted, and `outputs_in_place()` turns true when the folder is in place, so the
+command exits 0. Reporting "interrupted" for a complete model would make the user (or a
+scheduler) rerun it, and the rerun, finding no checkpoints, would train again from scratch.
+
 Signal handlers can only be installed from the main thread; elsewhere (a Prefect task in a worker
 thread) the process keeps its own handling and the periodic checkpoints still bound the loss.
 """
@@ -16,6 +22,7 @@ thread) the process keeps its own handling and the periodic checkpoints still bo
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -27,7 +34,18 @@ from transformers import TrainerCallback
 
 from tokclf.core.errors import TokclfError
 
+log = logging.getLogger("tokclf")
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+# Set once a run of this process has put its finished model folder in place; the CLI's own handlers
+# (tokclf.cli.main) then treat a signal as arriving after the work was done.
+_OUTPUTS_IN_PLACE = False
+
+
+def outputs_in_place() -> bool:
+    """Whether a training run in this process has moved its finished model folder into place."""
+    return _OUTPUTS_IN_PLACE
 
 
 class TrainingInterrupted(TokclfError):
@@ -51,11 +69,17 @@ class StopOnSignal(TrainerCallback):
         self.step: int | None = None
         self.max_steps: int | None = None
         self.saved_step: int | None = None
+        self.deferring = False  # finishing: a signal is only noted
+        self.completed = False  # the model folder is in place: a signal is only noted
+        self.late_signum: int | None = None
 
     def interrupted(self) -> TrainingInterrupted:
         return TrainingInterrupted(self.signum or signal.SIGTERM, self.step, self.max_steps)
 
     def handle(self, signum: int, frame: Any) -> None:
+        if self.deferring or self.completed:
+            self.late_signum = signum
+            return
         if self.signum is not None:
             # Second signal: the user wants out now.
             print(f"\nsecond {signal.Signals(signum).name}: exiting at once", file=sys.stderr, flush=True)
@@ -65,6 +89,23 @@ class StopOnSignal(TrainerCallback):
             raise self.interrupted()
         print(f"\n{signal.Signals(signum).name}: finishing the current step and writing a checkpoint "
               "(send it again to exit at once)", file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def finishing(self) -> Iterator[None]:
+        """Around the last steps of a finished run (its checkpoints removed, the folder renamed into
+        place): a signal is only noted. Raising there would lose the run (no checkpoints left) or,
+        between the two renames of the swap, leave no folder at the target. Not done by blocking
+        the signals: `pthread_sigmask` blocks them in the calling thread only, and torch's and the
+        tokenizers' threads still take a process-directed signal, whose Python handler then runs
+        in the main thread all the same."""
+        global _OUTPUTS_IN_PLACE
+        self.deferring = True
+        try:
+            yield
+            self.completed = True
+            _OUTPUTS_IN_PLACE = True
+        finally:
+            self.deferring = False
 
     # --- TrainerCallback ---
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -96,7 +137,11 @@ def stop_on_signal() -> Iterator[StopOnSignal]:
     previous = {s: signal.signal(s, stopper.handle) for s in SIGNALS}
     try:
         yield stopper
-        if stopper.signum is not None:  # arrived after the last step (final evaluation, loading)
+        if stopper.completed:
+            if stopper.late_signum is not None:
+                log.warning("%s arrived while the finished model was being moved into place; the run is complete",
+                            signal.Signals(stopper.late_signum).name)
+        elif stopper.signum is not None:  # arrived after the last step (final evaluation, loading)
             raise stopper.interrupted()
     finally:
         for s, h in previous.items():

@@ -184,12 +184,16 @@ class TokclfTrainer(Trainer):
         self._partial_root = str(partial_root)
         try:
             super()._save_checkpoint(model, trial)
-        except OSError as exc:  # disk full, folder made read-only, quota
+        except Exception as exc:  # disk full, folder made read-only, quota
             from tokclf.core.errors import TokclfError
+            from tokclf.training.checkpoints import write_failure
 
+            problem = write_failure(exc, run_dir)
             shutil.rmtree(partial_root, ignore_errors=True)
+            if problem is None:
+                raise
             raise TokclfError(
-                f"writing the checkpoint at step {self.state.global_step} failed: {exc.strerror or exc} "
+                f"writing the checkpoint at step {self.state.global_step} failed: {problem} "
                 f"({getattr(exc, 'filename', None) or partial_root}); the earlier checkpoints are intact",
                 where=str(run_dir), fix="free disk space (or make the folder writable) and run the same command "
                 "again to resume from the last complete checkpoint.", code="E6007") from None
