@@ -199,7 +199,7 @@ def _raise_if_disk(exc: Exception, out: Path) -> None:
         raise TokclfError(f"writing the trained model into {out} failed: {problem}; the previous model folder "
                           "is untouched and the run's checkpoints are kept", where=str(out.parent),
                           fix="free disk space (or make the folder writable) and run the same command again: it "
-                          "resumes from the last checkpoint.") from None
+                          "resumes from the last checkpoint.", code="E6008") from None
 
 
 def fit(
