@@ -4,6 +4,9 @@ data, a tiny learnable NER corpus, and the tiny pipeline params.yaml the flow/DV
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,26 @@ def harness(tmp_path_factory: pytest.TempPathFactory):
                                      PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
         with prefect_test_harness(server_startup_timeout=180):
             yield home
+
+
+def free_port() -> int:
+    """A free loopback TCP port for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, proc: subprocess.Popen, timeout: float = 120, poll: float = 0.01):
+    """Poll `check()` until it returns something true (returned) while `proc` runs: fail when the
+    process exits first or the timeout passes (then the process is killed). No sleeps as
+    synchronisation: the tests wait on files, log lines or answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"process exited ({proc.returncode}) early")
+        time.sleep(poll)
+    proc.kill()
+    pytest.fail("timed out")

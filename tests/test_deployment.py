@@ -10,26 +10,19 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import write_params  # tests/ is on sys.path
+from conftest import free_port, write_params  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 
 # A real Prefect server, `serve` and a watched run: about a minute on 2 cores.
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 CRON = "15 4 * * 2"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Processes:

@@ -12,12 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import shared_data
+from conftest import shared_data, wait_until
 
 STEPS_PER_EPOCH = 20  # 160 sentences / 8
 EPOCHS = 2
@@ -47,16 +46,7 @@ def checkpoint_steps(out: Path) -> list[int]:
 
 def wait_for_checkpoint(proc: subprocess.Popen, out: Path, ok, timeout: float = 300) -> int:
     """Poll the run folder until a complete checkpoint whose step satisfies `ok` exists."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        steps = [s for s in checkpoint_steps(out) if ok(s)]
-        if steps:
-            return steps[-1]
-        if proc.poll() is not None:
-            pytest.fail(f"training exited ({proc.returncode}) before a matching checkpoint appeared")
-        time.sleep(0.005)
-    proc.kill()
-    pytest.fail("no matching checkpoint within the timeout")
+    return wait_until(lambda: [s for s in checkpoint_steps(out) if ok(s)], proc, timeout, poll=0.005)[-1]
 
 
 def metrics(out: Path) -> dict:

@@ -7,35 +7,14 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import save_tiny_bert
+from conftest import free_port, save_tiny_bert, wait_until
 
 httpx = pytest.importorskip("httpx")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check, proc: subprocess.Popen, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc.poll() is not None:
-            pytest.fail(f"process exited ({proc.returncode}) early")
-        time.sleep(0.01)
-    proc.kill()
-    pytest.fail("timed out")
 
 
 def healthy(url: str) -> bool:
