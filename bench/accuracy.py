@@ -150,7 +150,8 @@ def run_tokclf(folder: Path, arm: str, args: argparse.Namespace, seed: int, work
     tokenizer = load_tokenizer(model_path)
     data, _ = prepare_data(params, tokenizer)
     names = data.label_names
-    features = tokenize_splits(params, data, tokenizer, ["train", "validation"])
+    strategy = subword_strategy(params, data, tokenizer)
+    features = tokenize_splits(params, data, tokenizer, ["train", "validation"], strategy["chosen"])
     test_features = tokenize_split(data.splits["test"], tokenizer, max_seq_length=params.max_seq_length,
                                    stride=params.stride, strategy="first", label_names=None, with_labels=False)
     epochs: list[dict[str, Any]] = []
@@ -171,7 +172,7 @@ def run_tokclf(folder: Path, arm: str, args: argparse.Namespace, seed: int, work
                            valid_name="validation", checkpoints=work / "checkpoints", callbacks=[EveryEpoch()])
     seconds = time.perf_counter() - start
     result: dict[str, Any] = {"epochs": epochs, "train_s": round(seconds, 1), "timing": timing,
-                              "subword_labels": subword_strategy(params, data, tokenizer)["chosen"],
+                              "subword_labels": strategy["chosen"],
                               "subword_param": params.subword_labels, "decoding_default": params.decoding,
                               "multi_piece_share": round(multi_piece_share(tokenizer, data.splits["train"]), 4)}
     for decoding in ("argmax", "viterbi"):

@@ -274,8 +274,10 @@ def train(params: TokenClassificationParams, *, data_dir: str | Path, features_d
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_json(folder / RUN_RECORD, record)
 
+    # How the tokenize stage aligned the labels (its features meta), recorded with the model.
     result = run_training(params, data=data, report=report, tokenizer=tokenizer, model_path=model_path,
-                          features=features, target=target, score_test=False, on_saved=write_record)
+                          features=features, subword_labels_chosen=meta.get("subword_labels_chosen"), target=target,
+                          score_test=False, on_saved=write_record)
     if not result.wrote:
         return {"stage": "train", "model": str(target), "run_id": None, "rank": distributed_rank()[0]}
     log.info("train: model written to %s", target)

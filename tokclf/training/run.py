@@ -78,12 +78,11 @@ def prepare_data(params: TokenClassificationParams, tokenizer: Any = None) -> tu
 
 
 def tokenize_splits(params: TokenClassificationParams, data: LabelledData, tokenizer: Any,
-                    names: list[str]) -> dict[str, Any]:
+                    names: list[str], strategy: str) -> dict[str, Any]:
     """Features of the named splits; labels only on the train split (`tokclf.text.features`), aligned
-    as `subword_strategy` decides."""
+    with `strategy` ("first"/"all": `subword_strategy`'s choice)."""
     from tokclf.text.features import tokenize_split
 
-    strategy = subword_strategy(params, data, tokenizer)["chosen"]
     return {
         name: tokenize_split(
             data.splits[name], tokenizer, max_seq_length=params.max_seq_length, stride=params.stride,
@@ -126,6 +125,7 @@ def run_training(
     tokenizer: Any,
     model_path: str,
     features: dict[str, Any],
+    subword_labels_chosen: dict[str, Any] | None,
     target: Path,
     score_test: bool,
     on_saved: Callable[[Path, dict[str, Any]], None] | None = None,
@@ -177,7 +177,7 @@ def run_training(
                 write_outputs(out, params=params, data=data, report=report, metrics=metrics, model_path=model_path,
                               log_history=trainer.state.log_history,
                               run_facts={"classifier_head": metrics.get("classifier_head"),
-                                         "subword_labels_chosen": subword_strategy(params, data, tokenizer, quiet=True)})
+                                         "subword_labels_chosen": subword_labels_chosen})
             except Exception as exc:
                 _raise_if_disk(exc, out)
                 raise
@@ -349,10 +349,12 @@ def train(params: TokenClassificationParams) -> TrainResult:
     mark("tokenizer")
     data, report = prepare_data(params, tokenizer)
     _, valid_name, _ = params.split_roles(data.splits)
-    features = tokenize_splits(params, data, tokenizer, [params.train_split] + ([valid_name] if valid_name else []))
+    strategy = subword_strategy(params, data, tokenizer)
+    features = tokenize_splits(params, data, tokenizer, [params.train_split] + ([valid_name] if valid_name else []),
+                               strategy["chosen"])
     mark("tokenize")
     result = run_training(params, data=data, report=report, tokenizer=tokenizer, model_path=model_path,
-                          features=features, target=target, score_test=True)
+                          features=features, subword_labels_chosen=strategy, target=target, score_test=True)
     if params.push_to_hub and result.wrote:
         # After the model is in place: a failed push raises, and the local model stays intact.
         from tokclf.publishing.hub import publish_from_params
