@@ -413,10 +413,11 @@ def _carve(train: Any, ratio: float, seed: int, source: str) -> tuple[Any, Any]:
     return parts["train"], parts["test"]
 
 
-def load_from_params(params: Any) -> LabelledData:
-    """load_labelled_data with the data fields of a TokenClassificationParams."""
+def load_from_params(params: Any, *, data_path: str | list[str] | None = None, sink: Sink | None = None) -> LabelledData:
+    """load_labelled_data with the data fields of a TokenClassificationParams; `data_path` (default
+    params.data_path) and `sink` let the ingest stage read its snapshot and write to disk."""
     return load_labelled_data(
-        params.data_path,
+        params.data_path if data_path is None else data_path,
         tokens_column=params.tokens_column,
         tags_column=params.tags_column,
         train_split=params.train_split,
@@ -429,11 +430,10 @@ def load_from_params(params: Any) -> LabelledData:
         conllu_tag=params.conllu_tag,
         validation_split_ratio=params.validation_split_ratio,
         seed=params.seed,
-        **span_kwargs(params),
+        data_format=params.data_format,
+        span_alignment=params.span_alignment,
+        overlapping=params.overlapping,
+        label_map=params.label_map,
+        span_records=params.span_records,
+        sink=sink,
     )
-
-
-def span_kwargs(params: Any) -> dict[str, Any]:
-    """The span-format fields of a TokenClassificationParams, as load_labelled_data takes them."""
-    return {"data_format": params.data_format, "span_alignment": params.span_alignment,
-            "overlapping": params.overlapping, "label_map": params.label_map, "span_records": params.span_records}

@@ -128,7 +128,7 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
     what was versioned; messages name the source as `source_name` (default: data_path as given),
     so the outputs do not depend on where the project folder is."""
     from tokclf.core.resources import resolve_data_path
-    from tokclf.data.ingest import disk_sink, load_labelled_data, span_kwargs
+    from tokclf.data.ingest import disk_sink, load_from_params
 
     raw_target = Path(raw_dir).expanduser().resolve()
     paths = [params.data_path] if isinstance(params.data_path, str) else list(params.data_path)
@@ -154,13 +154,9 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
             # Splits are written batch by batch to a scratch folder as they are read, then into
             # place (through a carved split's indices when there is one); memory holds a batch.
             scratch = out / ".ingest-parts"
-            data = load_labelled_data(
-                str(read_from) if len(read_list) == 1 else [str(p) for p in read_list], tokens_column=params.tokens_column, tags_column=params.tags_column,
-                train_split=params.train_split, valid_split=params.valid_split, test_split=params.test_split,
-                max_samples=params.max_samples, label_names=params.label_names,
-                conll_token_column=params.conll_token_column, conll_tag_column=params.conll_tag_column,
-                conllu_tag=params.conllu_tag, validation_split_ratio=params.validation_split_ratio, seed=params.seed,
-                sink=disk_sink(scratch), **span_kwargs(params),
+            data = load_from_params(
+                params, data_path=str(read_from) if len(read_list) == 1 else [str(p) for p in read_list],
+                sink=disk_sink(scratch),
             )
             # Messages name the user's source, not the snapshot.
             data = _name_sources(data, dict(zip(map(str, read_list), map(str, shown_list))))
