@@ -261,3 +261,26 @@ def test_byte_level_tokenizer_without_token_type_ids(dataset, tmp_path: Path) ->
             assert row["input_ids"] == ref
             checked += 1
     assert checked >= len(f) - 1
+
+
+def test_tokenize_words_is_tokenize_split_as_numpy(dataset, tokenizer) -> None:
+    """Predict's features (`tokenize_words`: word lists in, numpy out, no datasets) are the rows
+    `tokenize_split` gives training and evaluation, windows and unknown-token fill included, and
+    `word_pieces` reads the same choice from both forms."""
+    from tokclf.text.features import tokenize_words, word_pieces
+
+    words = [s for s, _ in SENTENCES]
+    originals = [list(s) for s in words]
+    flat = tokenize_words(words, tokenizer, max_seq_length=MAX_LEN, stride=STRIDE)
+    arrow = tokenize_split(dataset, tokenizer, max_seq_length=MAX_LEN, stride=STRIDE, strategy="first",
+                           label_names=None, with_labels=False)
+    assert words == originals  # the caller's lists are not rewritten by the unknown-token fill
+    assert flat.column_names == arrow.column_names and len(flat) == len(arrow) > len(words)
+    for name in flat.pieces:
+        rows = [flat.pieces[name][a:b].tolist() for a, b in zip(flat.offsets[:-1], flat.offsets[1:])]
+        assert rows == arrow[name], name
+    for name in flat.rows:
+        assert flat.rows[name].tolist() == arrow[name], name
+    a, b = word_pieces(flat, len(words)), word_pieces(arrow, len(words))
+    for field in ("n_words", "rows", "positions", "flat_word"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field

@@ -79,6 +79,27 @@ def test_tag_spans_matches_seqeval_default_mode():
         assert tag_spans(seq) == expected, seq
 
 
+def test_get_entities_is_seqeval_on_every_short_sequence():
+    """tokclf.inference.entities.get_entities (predict/serve, no seqeval.metrics import) against
+    seqeval's (what evaluation scores with) on every sequence of up to 4 tags over both types and
+    every prefix, plus tags seqeval only warns about."""
+    import itertools
+    import warnings
+
+    from seqeval.metrics.sequence_labeling import get_entities as seqeval_entities
+
+    from tokclf.inference.entities import get_entities
+
+    tags = ["O"] + [f"{p}-{t}" for t in ("PER", "LOC") for p in "BIES"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n in range(5):
+            for seq in itertools.product(tags, repeat=n):
+                assert get_entities(list(seq)) == seqeval_entities(list(seq)), seq
+        for seq in (["B", "I", "O", "I"], ["X-PER", "I-PER"], ["B-A-B", "I-A-B", "I-A"], ["I-PER", ".", "I-PER"]):
+            assert get_entities(seq) == seqeval_entities(seq), seq
+
+
 def test_stray_inside_tag_starts_an_entity():
     # After O, or after another type, I-X begins a new X entity (conlleval / seqeval default).
     assert tag_spans(["O", "I-PER", "I-PER", "O"]) == [("PER", 1, 3)]
@@ -267,6 +288,29 @@ def test_cli_stdin_jsonl_and_table(ner_model, monkeypatch, capsys):
     assert lines[2]["spans"][2] == [12, 17]
     assert cli_main(["predict", "--model", str(ner_model), "John Smith works at Google .", "--output-format", "table"]) == 0
     assert "[1] John Smith works at Google ." in capsys.readouterr().out
+
+
+def test_cli_one_text_imports_no_data_stack(ner_model):
+    """`tokclf predict` on one text, as a user runs it: its features are numpy arrays and its
+    entities come from tokclf's own rule, so none of datasets, pyarrow, pandas, scikit-learn or
+    seqeval is imported (they cost more CPU than tagging the text). PYTHONPROFILEIMPORTTIME is
+    Python's own `-X importtime`: one stderr line per module the process imports."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tokclf = str(Path(sys.executable).parent / "tokclf")
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = subprocess.run([tokclf, "predict", "--model", str(ner_model), "--mixed-precision", "none",
+                           "John Smith works at Google in Paris ."], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(proc.stdout)
+    assert len(record["tags"]) == 8 and [(e["type"], *e["words"]) for e in record["entities"]] == tag_spans(record["tags"])
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    top = {name.split(".")[0] for name in imported}
+    assert {"torch", "transformers", "tokenizers"} <= top  # the probe does see the process's imports
+    assert not top & {"datasets", "pyarrow", "pandas", "sklearn", "seqeval"}, sorted(top & {"datasets", "pyarrow", "pandas", "sklearn", "seqeval"})
 
 
 def test_cli_errors_exit_non_zero(tmp_path, capsys):

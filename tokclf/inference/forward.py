@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tokclf.text.features import WordPieces, word_pieces
+from tokclf.text.features import WordPieces, piece_columns, word_pieces
 
 # Rows x padded length per batch. On CPU throughput is flat from ~2k to ~8k tokens; larger
 # budgets only cost memory (see docs/inference.md).
@@ -44,18 +44,14 @@ def word_probabilities(
     all sentences' words concatenated in order (`WordPieces.split` cuts it per sentence). A word
     with no piece at all (a tokenizer without an unknown token) gets a uniform distribution.
     """
-    import pyarrow.compute as pc
-
     chosen = word_pieces(features, num_examples)
     n = len(features)
     if n == 0 or chosen.total_words == 0:
         return chosen, np.zeros((chosen.total_words, 0), dtype=np.float32)
-    columns = [c for c in backend.input_names if c in features.column_names]
-    table = features.select_columns(columns).with_format("arrow")[:]
-    lengths = pc.list_value_length(table.column("input_ids")).to_numpy().astype(np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = {c: pc.list_flatten(table.column(c)).to_numpy().astype(np.int64) for c in columns}
+    # input_ids first: its row lengths are every column's.
+    columns = ["input_ids", *(c for c in backend.input_names if c != "input_ids" and c in features.column_names)]
+    offsets, flat = piece_columns(features, columns)
+    lengths = np.diff(offsets)
 
     # Words grouped by the row they read from (CSR), so a batch gathers only its own words.
     by_row = np.argsort(chosen.rows, kind="stable")

@@ -16,9 +16,10 @@ How a text becomes predictions:
   tagged sentence by sentence (`tokclf.text.sentences`) when the model was trained on sentence
   records (`span_records`, "sentence" for models trained on tag data too), and come back on the
   whole document's words and offsets.
-- Words are tokenized with `tokclf.text.features.tokenize_split`, so nothing is truncated: a text
-  longer than the model window is covered by overlapping windows, and every word takes its
-  prediction from the window where it sits farthest from an edge.
+- Words are tokenized with `tokclf.text.features.tokenize_words` (training's `tokenize_split` code,
+  as numpy arrays), so nothing is truncated: a text longer than the model window is covered by
+  overlapping windows, and every word takes its prediction from the window where it sits farthest
+  from an edge.
 - The model runs in the one batched forward pass (`tokclf.inference.forward`), in bf16 where the
   CPU (AVX512-BF16/AMX) or GPU supports it; each word's label is chosen by
   `tokclf.inference.decoding` (the training run's `decoding`: Viterbi over the scheme's valid
@@ -127,21 +128,18 @@ class Predictor:
 
     def tag_words(self, sentences: Sequence[Sequence[str]]) -> tuple[list[list[int]], list[list[float]]]:
         """One label id and its probability per word of every sentence (empty ones included)."""
-        import datasets
-
         from tokclf.inference.decoding import decode_sentences
         from tokclf.inference.forward import word_probabilities
-        from tokclf.text.features import tokenize_split
+        from tokclf.text.features import tokenize_words
 
         keep = [i for i, s in enumerate(sentences) if len(s)]
         ids: list[list[int]] = [[] for _ in sentences]
         probs: list[list[float]] = [[] for _ in sentences]
         if not keep:
             return ids, probs
-        schema = datasets.Features({"tokens": datasets.List(datasets.Value("string"))})
-        ds = datasets.Dataset.from_dict({"tokens": [list(sentences[i]) for i in keep]}, features=schema)
-        features = tokenize_split(ds, self.tokenizer, max_seq_length=self.max_seq_length, stride=self.stride,
-                                  strategy="first", label_names=None, with_labels=False)
+        # Flat numpy features (no datasets/pyarrow/pandas import: most of a one-text predict's CPU).
+        features = tokenize_words([sentences[i] for i in keep], self.tokenizer, max_seq_length=self.max_seq_length,
+                                  stride=self.stride)
         chosen, word_probs = word_probabilities(self.backend, features, len(keep), token_budget=self.token_budget,
                                                 max_batch=self.batch_size, pad_token_id=self.tokenizer.pad_token_id or 0)
         decoded = decode_sentences(chosen.split(word_probs), self.label_names, self.decoding)

@@ -98,9 +98,7 @@ def feature_shards(
     order (`example` counts from the split's start): the tokenize stage writes them one by one."""
     from tokclf.core.arrowio import dataset_tables
 
-    budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
-    if budget < 1:
-        raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words after the special tokens")
+    budget = _word_budget(tokenizer, max_seq_length)
     if with_labels and TAGS not in dataset.column_names:
         raise ValueError(f"with_labels=True but the dataset has no {TAGS!r} column")
     encoder = _backend_copy(tokenizer)
@@ -120,15 +118,89 @@ def feature_shards(
     progress.close()
 
 
+def tokenize_words(
+    sentences: Sequence[Sequence[str]],
+    tokenizer: Any,
+    *,
+    max_seq_length: int,
+    stride: int,
+) -> "FlatFeatures":
+    """`tokenize_split(..., with_labels=False)` for sentences given as word lists, as flat numpy
+    arrays (`FlatFeatures`) instead of a datasets.Dataset: what predict and serve feed to the
+    forward pass. The same tokenizing and windowing code as training (`_piece_arrays`), without
+    importing datasets, pyarrow or pandas, which cost more CPU than tagging one text."""
+    budget = _word_budget(tokenizer, max_seq_length)
+    # Copies: _piece_arrays stands the unknown token in for words without a piece, in place.
+    words = [list(s) for s in sentences]
+    return _piece_arrays(words, None, _backend_copy(tokenizer), tokenizer, max_seq_length=max_seq_length,
+                         budget=budget, stride=stride, strategy="first", continuation={}, progress=None)
+
+
+@dataclass(frozen=True)
+class FlatFeatures:
+    """Features as flat numpy arrays: `pieces` holds the per-piece columns (input_ids,
+    attention_mask, token_type_ids, labels, word_ids) of all rows concatenated, row r owning
+    [offsets[r], offsets[r + 1]); `rows` the per-row columns (example, window_start, window_end,
+    length). The same columns as `tokenize_split`'s (module doc); `_to_arrow` turns it into those."""
+
+    offsets: np.ndarray
+    pieces: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [*self.pieces, *self.rows]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+def piece_columns(features: Any, names: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(row offsets, flat int64 values) of per-piece columns `names`, from `FlatFeatures` or from
+    Arrow-backed features (a datasets.Dataset of `tokenize_split`): the forward pass and
+    `word_pieces` read both forms through here."""
+    if isinstance(features, FlatFeatures):
+        return features.offsets, {c: features.pieces[c].astype(np.int64, copy=False) for c in names}
+    import pyarrow.compute as pc
+
+    table = features.select_columns(list(names)).with_format("arrow")[:]
+    lengths = pc.list_value_length(table.column(names[0])).to_numpy().astype(np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets, {c: pc.list_flatten(table.column(c)).to_numpy().astype(np.int64) for c in names}
+
+
+def row_columns(features: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-row int64 columns `names` of `FlatFeatures` or Arrow-backed features."""
+    if isinstance(features, FlatFeatures):
+        return {c: features.rows[c].astype(np.int64, copy=False) for c in names}
+    table = features.select_columns(list(names)).with_format("arrow")[:]
+    return {c: table.column(c).to_numpy().astype(np.int64) for c in names}
+
+
+def _word_budget(tokenizer: Any, max_seq_length: int) -> int:
+    """Pieces of words a row holds: max_seq_length less the tokenizer's special tokens."""
+    budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
+    if budget < 1:
+        raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words after the special tokens")
+    return budget
+
+
 def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_length: int, budget: int, stride: int,
            strategy: str, continuation: dict[int, int], with_labels: bool, progress: Any) -> Any:
     """Features of one shard of sentences (an Arrow table; `first`: the split index of its first)."""
-    import pyarrow as pa
+    flat = _piece_arrays(table.column(TOKENS).to_pylist(), table.column(TAGS) if with_labels else None, encoder,
+                         tokenizer, max_seq_length=max_seq_length, budget=budget, stride=stride, strategy=strategy,
+                         continuation=continuation, progress=progress)
+    return _to_arrow(flat, first)
 
-    sentences: list[list[str]] = table.column(TOKENS).to_pylist()
+
+def _piece_arrays(sentences: list[list[str]], tags: Any, encoder: Any, tokenizer: Any, *, max_seq_length: int,
+                  budget: int, stride: int, strategy: str, continuation: dict[int, int], progress: Any) -> FlatFeatures:
+    """Features of `sentences` (modified in place where a word has no piece) as flat arrays;
+    `tags`: their Arrow column of tag-id lists to align labels from, or None for no labels."""
     n = len(sentences)
     unk = tokenizer.unk_token
-
     # Per feature: (example, window_start, window_end, ids, type_ids, word_ids with None).
     rows: list[tuple[int, int, int, list[int], list[int], list[int | None]]] = []
     pending: list[tuple[int, int, int]] = []  # windows still to tokenize: (row index, start, end)
@@ -154,7 +226,8 @@ def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_leng
             for start, end in plan_windows(pieces, budget, stride):
                 pending.append((len(rows), start, end))
                 rows.append((i, start, end, [], [], []))
-        progress.update(len(chunk))
+        if progress is not None:
+            progress.update(len(chunk))
     if replaced:
         logger.warning("%d word(s) produce no subword token with this tokenizer; they are fed as %s", replaced, unk)
 
@@ -189,18 +262,30 @@ def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_leng
     }
     if "token_type_ids" in tokenizer.model_input_names:
         columns["token_type_ids"] = np.fromiter(chain.from_iterable(r[4] for r in rows), dtype=np.int64, count=total)
-    if with_labels:
-        columns["labels"] = _labels(table.column(TAGS), sentences, examples, lengths, offsets, word_ids,
+    if tags is not None:
+        columns["labels"] = _labels(tags, sentences, examples, lengths, offsets, word_ids,
                                     strategy, continuation)
     columns["word_ids"] = word_ids
 
+    per_row = {
+        "example": examples,
+        "window_start": np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
+        "window_end": np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)),
+        "length": lengths,
+    }
+    return FlatFeatures(offsets=offsets, pieces=columns, rows=per_row)
+
+
+def _to_arrow(flat: FlatFeatures, first: int) -> Any:
+    """`FlatFeatures` as the Arrow table of a feature shard, `example` counted from `first`."""
+    import pyarrow as pa
+
     # Build the Arrow lists straight from flat arrays + row offsets: no per-row Python objects.
-    arrow_offsets = pa.array(offsets.astype(np.int32))
-    out = {name: pa.ListArray.from_arrays(arrow_offsets, pa.array(values)) for name, values in columns.items()}
-    out["example"] = pa.array(examples + first)
-    out["window_start"] = pa.array(np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)))
-    out["window_end"] = pa.array(np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)))
-    out["length"] = pa.array(lengths)
+    arrow_offsets = pa.array(flat.offsets.astype(np.int32))
+    out = {name: pa.ListArray.from_arrays(arrow_offsets, pa.array(values)) for name, values in flat.pieces.items()}
+    out["example"] = pa.array(flat.rows["example"] + first)
+    for name in ("window_start", "window_end", "length"):
+        out[name] = pa.array(flat.rows[name])
     return pa.table(out)
 
 
@@ -356,15 +441,12 @@ def word_pieces(features: Any, num_examples: int) -> WordPieces:
     own start or end counts as no cut (infinitely far), since nothing is missing on that side.
     Ties go to the earlier window.
     """
-    import pyarrow.compute as pc
-
-    table = features.select_columns(["example", "word_ids", "window_start", "window_end"]).with_format("arrow")[:]
-    num_rows = table.num_rows
-    example = table.column("example").to_numpy().astype(np.int64)
-    start = table.column("window_start").to_numpy().astype(np.int64)
-    end = table.column("window_end").to_numpy().astype(np.int64)
-    lengths = pc.list_value_length(table.column("word_ids")).to_numpy().astype(np.int64)
-    word = pc.list_flatten(table.column("word_ids")).to_numpy().astype(np.int64)
+    per_row = row_columns(features, ["example", "window_start", "window_end"])
+    example, start, end = per_row["example"], per_row["window_start"], per_row["window_end"]
+    row_first, flat = piece_columns(features, ["word_ids"])
+    word = flat["word_ids"]
+    num_rows = len(example)
+    lengths = np.diff(row_first)
     if num_rows and (example.min() < 0 or example.max() >= num_examples):
         raise ValueError(f"features name examples up to {example.max()}, but num_examples={num_examples}")
 
@@ -372,8 +454,6 @@ def word_pieces(features: Any, num_examples: int) -> WordPieces:
     np.maximum.at(n_words, example, end)
 
     row = np.repeat(np.arange(num_rows), lengths)
-    row_first = np.zeros(num_rows + 1, dtype=np.int64)
-    np.cumsum(lengths, out=row_first[1:])
     position = np.arange(word.size) - row_first[row]
     previous = np.concatenate(([-1], word[:-1]))
     first = (word >= 0) & ((position == 0) | (word != previous))
