@@ -32,6 +32,19 @@ def error_text(exc: pytest.ExceptionInfo) -> str:
     return str(exc.value)
 
 
+# Readers run two ways: whole (`tokclf train`) and streamed in batches into a disk sink (the ingest
+# stage; one sentence per batch here, so every batch boundary is crossed); messages are the same.
+READ_MODES = ["whole", "streamed"]
+
+
+def load_as(mode: str, path: str, tmp_path: Path, **kw):
+    if mode == "whole":
+        return load_labelled_data(path, **kw)
+    from tokclf.data.ingest import disk_sink
+
+    return load_labelled_data(path, sink=disk_sink(tmp_path / "parts"), batch_sentences=1, **kw)
+
+
 # --- tabular ---------------------------------------------------------------------------------------
 
 
@@ -95,34 +108,38 @@ def test_json_columnar_layout(tmp_path: Path):
     assert names_of(data) == [["O", "B-X"], ["O"]]
 
 
-def test_parquet(tmp_path: Path):
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_parquet(tmp_path: Path, mode: str):
     pd = pytest.importorskip("pandas")
     path = tmp_path / "train.parquet"
     pd.DataFrame({"words": [["EU", "rejects"], ["Peter"]], "ner": [[3, 0], [1]], "extra": [1, 2]}).to_parquet(path)
-    data = load_labelled_data(str(path), tokens_column="words", tags_column="ner")
+    data = load_as(mode, str(path), tmp_path, tokens_column="words", tags_column="ner")
     assert data.splits["train"][TOKENS][:] == [["EU", "rejects"], ["Peter"]]
     assert data.splits["train"][TAGS][:] == [[3, 0], [1]]
     assert data.units["train"] == "row" and data.splits["train"][LINE][:] == [1, 2]
     with pytest.raises(DataError) as exc:
-        load_labelled_data(str(path))
+        load_as(mode, str(path), tmp_path)
     assert str(path) in error_text(exc) and "'tokens' not found" in error_text(exc) and "'words'" in error_text(exc)
 
 
-def test_parquet_written_by_datasets_keeps_classlabel_names(tmp_path: Path):
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_parquet_written_by_datasets_keeps_classlabel_names(tmp_path: Path, mode: str):
     from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
     feats = Features({"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=["O", "B-PER", "I-PER"]))})
-    Dataset.from_dict({"tokens": [["Ann", "Lee"]], "tags": [[1, 2]]}, features=feats).to_parquet(str(tmp_path / "t.parquet"))
-    data = load_labelled_data(str(tmp_path / "t.parquet"))
+    Dataset.from_dict({"tokens": [["Ann", "Lee"], ["Lee"]], "tags": [[1, 2], [1]]},
+                      features=feats).to_parquet(str(tmp_path / "t.parquet"))
+    data = load_as(mode, str(tmp_path / "t.parquet"), tmp_path)
     assert data.label_names == ["O", "B-PER", "I-PER"] and data.label_origin == "classlabel"
-    assert data.splits["train"][TAGS][:] == [[1, 2]]
+    assert data.splits["train"][TAGS][:] == [[1, 2], [1]]
 
 
-def test_parquet_garbage_is_a_data_error(tmp_path: Path):
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_parquet_garbage_is_a_data_error(tmp_path: Path, mode: str):
     path = tmp_path / "train.parquet"
     path.write_bytes(b"this is not parquet at all")
     with pytest.raises(DataError) as exc:
-        load_labelled_data(str(path))
+        load_as(mode, str(path), tmp_path)
     assert str(path) in error_text(exc) and "Parquet" in error_text(exc)
 
 
@@ -366,9 +383,10 @@ def test_load_from_params_passes_every_field():
         ("mixed_tags.jsonl", "line 2", "mix integers and strings"),
     ],
 )
-def test_bad_input_names_file_and_place(name: str, place: str, words: str):
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_bad_input_names_file_and_place(name: str, place: str, words: str, mode: str, tmp_path: Path):
     with pytest.raises(DataError) as exc:
-        load_labelled_data(str(BAD / name))
+        load_as(mode, str(BAD / name), tmp_path)
     msg = error_text(exc)
     assert f"{BAD / name}, {place}" in msg, msg
     assert words in msg, msg
@@ -388,12 +406,20 @@ def test_too_few_columns_for_requested_tag_column():
     assert f"{f('conll_space.txt')}, line 1" in msg and "conll_tag_column=5" in msg and "4 column(s)" in msg
 
 
-@pytest.mark.parametrize("name", ["empty.txt", "blank.csv", "only_header.csv", "only_docstart.txt"])
-def test_empty_files(name: str):
+@pytest.mark.parametrize("mode", READ_MODES)
+@pytest.mark.parametrize("name", ["empty.txt", "blank.csv", "only_header.csv", "only_docstart.txt", "blank.jsonl"])
+def test_empty_files(name: str, mode: str, tmp_path: Path):
+    if name == "blank.jsonl":
+        (tmp_path / name).write_text("\n  \n", encoding="utf-8")
+    path = tmp_path / name if name == "blank.jsonl" else BAD / name
     with pytest.raises(DataError) as exc:
-        load_labelled_data(str(BAD / name))
+        load_as(mode, str(path), tmp_path)
     msg = error_text(exc)
-    assert str(BAD / name) in msg and ("empty" in msg or "no " in msg)
+    assert str(path) in msg and ("empty" in msg or "no " in msg)
+    if mode == "streamed":  # the same message as the whole read
+        with pytest.raises(DataError) as whole:
+            load_labelled_data(str(path))
+        assert msg == error_text(whole)
 
 
 def test_unsupported_extension(tmp_path: Path):

@@ -47,6 +47,13 @@ TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {
     ".ndjson": tabular.read_jsonl,
     ".parquet": tabular.read_parquet,
 }
+# The tabular formats read in batches (`tokclf.data.tabular`); a .json document is read whole.
+TABULAR_STREAMS: dict[str, Callable[..., Iterator[RawSplit]]] = {
+    ".csv": tabular.iter_csv,
+    ".jsonl": tabular.iter_jsonl,
+    ".ndjson": tabular.iter_jsonl,
+    ".parquet": tabular.iter_parquet,
+}
 SUPPORTED = sorted(CONLL_EXTENSIONS | set(TABULAR_READERS) | {".conllu"} | formats.SPAN_SUFFIXES - {".ann"})
 
 # Names that mean the same split; a request for one finds any other present.
@@ -200,10 +207,20 @@ def _head(parts: Iterable[RawSplit], n: int | None) -> Iterator[RawSplit]:
         yield part
 
 
-def _streamed(path: Path, *, conll_token_column: int, conll_tag_column: int, conllu_tag: str,
-              batch_sentences: int) -> Callable[[], Iterator[RawSplit]] | None:
-    """A re-startable batched reader for the line formats (None for the others, read whole)."""
+def _streamed(path: Path, *, data_format: str, tokens_column: str, tags_column: str, conll_token_column: int,
+              conll_tag_column: int, conllu_tag: str, batch_sentences: int) -> Callable[[], Iterator[RawSplit]] | None:
+    """A re-startable batched reader for the formats read record by record (CoNLL, CoNLL-U, CSV,
+    JSON Lines, Parquet); None for the others (a .json document, span exports), read whole."""
+    if data_format in formats.SPAN_FORMATS:
+        return None
     suffix = path.suffix.lower()
+    if suffix in TABULAR_STREAMS:
+        # A JSON Lines file may be a span export (Label Studio, doccano, Prodigy): told by content.
+        if data_format == "auto" and formats.detect_format(path) != "tags":
+            return None
+        stream = TABULAR_STREAMS[suffix]
+        return lambda: stream(path, tokens_column=tokens_column, tags_column=tags_column,
+                              batch_sentences=batch_sentences)
     if suffix == ".conllu":
         return lambda: conll.iter_conllu(path, tag=conllu_tag, batch_sentences=batch_sentences)
     if suffix in CONLL_EXTENSIONS:
@@ -271,10 +288,12 @@ def load_labelled_data(
 ) -> LabelledData:
     """Read every requested split of `data_path` into sentences with integer tags (see module doc).
 
-    sink: where each split's Arrow tables go (default: in memory). With a sink, CoNLL and CoNLL-U
-    files are read in batches of `batch_sentences` (default `tokclf.core.arrowio.BATCH_ROWS`),
-    twice (labels, then ids), so memory holds one batch whatever the file's size; the other
-    formats are read whole, once."""
+    sink: where each split's Arrow tables go (default: in memory). With a sink, CoNLL, CoNLL-U,
+    CSV, JSON Lines and Parquet files are read in batches of `batch_sentences` (default
+    `tokclf.core.arrowio.BATCH_ROWS`), twice (labels, then ids), so memory holds one batch whatever
+    the file's size; the other formats (a .json document, span exports, save_to_disk and Hub
+    datasets) are read whole, once. Several sources are written one after another into the sink
+    (`tokclf.data.sources`)."""
     from tokclf.core.arrowio import BATCH_ROWS
 
     if not isinstance(data_path, str):  # several sources: tokclf.data.sources
@@ -326,12 +345,12 @@ def load_labelled_data(
     for ours, theirs in wanted.items():
         src = available[theirs]
         stream = None
-        if isinstance(src, Path) and (sink is not None or max_samples is not None) \
-                and data_format in ("auto", "conll", "conllu"):
+        if isinstance(src, Path) and src.is_file() and (sink is not None or max_samples is not None):
             # With max_samples and no sink: one batch of exactly max_samples sentences, so the
             # rest of the file is never parsed (a 3,000-sentence try on a large corpus reads 3,000).
-            stream = _streamed(src, conll_token_column=conll_token_column, conll_tag_column=conll_tag_column,
-                               conllu_tag=conllu_tag, batch_sentences=batch_sentences if sink is not None else max_samples)
+            stream = _streamed(src, data_format=data_format, conll_token_column=conll_token_column,
+                               conll_tag_column=conll_tag_column, conllu_tag=conllu_tag,
+                               batch_sentences=batch_sentences if sink is not None else max_samples, **opts)
         if stream is not None and sink is not None:
             readers[ours] = (lambda stream=stream: (map_split_tags(part, mapping)
                                                     for part in _head(stream(), max_samples)))

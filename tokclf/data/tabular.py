@@ -8,15 +8,21 @@ Places: CSV rows are counted 1-based over data rows (the header is not counted, 
 skipped), so "row 1" is the first sentence, as pandas and spreadsheets number them; parse errors
 also give the physical line. JSON arrays and Parquet: "row N" is the 1-based record index.
 JSON Lines: "line N" is the physical line.
+
+Streaming: CSV, JSON Lines and Parquet are read in batches (`iter_csv`, `iter_jsonl`,
+`iter_parquet`: the CSV and JSON Lines file line by line, Parquet by record batches), so the
+ingest stage holds one batch of sentences whatever the file's size; `read_*` are the same readers
+with one batch of everything. A `.json` file (one JSON document: an array, {"data": [...]}, or
+columns) is parsed whole: a JSON document cannot be read record by record without a streaming
+JSON parser; write large data as JSON Lines (.jsonl) or Parquet.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
-import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +102,19 @@ def check_record(tokens: Any, tags: Any, *, tokens_column: str, tags_column: str
 
 def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str) -> RawSplit:
     """(place, record dict) pairs -> RawSplit, checking keys and types."""
-    if not records:
-        raise DataError("no records found", where=str(path), fix="add one record per sentence.", code="E2103")
-    out = RawSplit([], [], [], [], str(path), unit)
+    return next(batched_records(records, path, unit, tokens_column, tags_column))
+
+
+def batched_records(records: Iterable[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str,
+                    batch_sentences: int | None = None, label_names: list[str] | None = None) -> Iterator[RawSplit]:
+    """(place, record dict) pairs -> RawSplits of at most `batch_sentences` records (None: one of
+    all), checking keys and types record by record; no record at all is an error."""
+    def empty() -> RawSplit:
+        return RawSplit([], [], [], [], str(path), unit, label_names)
+
+    out, seen = empty(), False
     for place, rec in records:
+        seen = True
         where = f"{path}, {unit} {place}"
         if not isinstance(rec, dict):
             raise DataError(f"expected an object with {tokens_column!r} and {tags_column!r}, got {type(rec).__name__}",
@@ -113,56 +128,84 @@ def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens
         out.tags.append(tags)
         out.lines.append(place)
         out.documents.append(0)
-    return out
+        if batch_sentences is not None and len(out) >= batch_sentences:
+            yield out
+            out = empty()
+    if not seen:
+        raise DataError("no records found", where=str(path), fix="add one record per sentence.", code="E2103")
+    if len(out) or batch_sentences is None:
+        yield out
 
 
 def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
-    text = read_text(path)
-    # strict: a stray quote is an error instead of silently gluing rows together.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    out = RawSplit([], [], [], [], str(path), "row")
-    header: list[str] | None = None
-    row_no = 0
-    last_line = 0
-    while True:
-        start_line = last_line + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            place = f"row {row_no + 1} (starting at line {start_line})" if header is not None else f"line {start_line}"
-            raise DataError(f"broken CSV quoting: {exc}", where=f"{path}, {place}",
-                            fix="wrap every cell in double quotes and double any quote inside a cell (\"\").", code="E2105") from None
-        last_line = reader.line_num
-        if not row or all(not c.strip() for c in row):
-            continue
+    return next(iter_csv(path, tokens_column=tokens_column, tags_column=tags_column))
+
+
+def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+             batch_sentences: int | None = None) -> Iterator[RawSplit]:
+    """`read_csv` in batches of `batch_sentences` rows (None: one batch of all), reading the file
+    through the csv module row by row (it keeps the physical line of every row for messages)."""
+    try:
+        # newline="": the csv module sees quoted line breaks; utf-8-sig: a BOM (Excel's CSV
+        # export) is not part of the header.
+        fh = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path), code="E2093") from None
+    with fh:
+        # strict: a stray quote is an error instead of silently gluing rows together.
+        reader = csv.reader(fh, strict=True)
+        out = RawSplit([], [], [], [], str(path), "row")
+        header: list[str] | None = None
+        row_no = 0
+        last_line = 0
+        while True:
+            start_line = last_line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except UnicodeDecodeError:
+                read_text(path)  # raises the error with the byte offset and line
+                raise
+            except csv.Error as exc:
+                place = f"row {row_no + 1} (starting at line {start_line})" if header is not None else f"line {start_line}"
+                raise DataError(f"broken CSV quoting: {exc}", where=f"{path}, {place}",
+                                fix="wrap every cell in double quotes and double any quote inside a cell (\"\").", code="E2105") from None
+            last_line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if header is None:
+                header = [c.strip() for c in row]
+                idx = {}
+                for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+                    if name not in header:
+                        raise missing_column(name, which, header, f"{path}, line {start_line} (header)")
+                    idx[name] = header.index(name)
+                continue
+            row_no += 1
+            where = f"{path}, row {row_no} (line {start_line})"
+            if len(row) != len(header):
+                raise DataError(
+                    f"{len(row)} fields but the header has {len(header)} ({', '.join(header)})", where=where,
+                    fix="quote cells that contain commas: \"['a', 'b']\".", code="E2106",
+                )
+            tokens = parse_list_cell(row[idx[tokens_column]], column=tokens_column, where=where)
+            tags = parse_list_cell(row[idx[tags_column]], column=tags_column, where=where)
+            tokens, tags = check_record(tokens, tags, tokens_column=tokens_column, tags_column=tags_column, where=where)
+            out.tokens.append(tokens)
+            out.tags.append(tags)
+            out.lines.append(row_no)
+            out.documents.append(0)
+            if batch_sentences is not None and len(out) >= batch_sentences:
+                yield out
+                out = RawSplit([], [], [], [], str(path), "row")
+    if header is None or not row_no:
         if header is None:
-            header = [c.strip() for c in row]
-            idx = {}
-            for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
-                if name not in header:
-                    raise missing_column(name, which, header, f"{path}, line {start_line} (header)")
-                idx[name] = header.index(name)
-            continue
-        row_no += 1
-        where = f"{path}, row {row_no} (line {start_line})"
-        if len(row) != len(header):
-            raise DataError(
-                f"{len(row)} fields but the header has {len(header)} ({', '.join(header)})", where=where,
-                fix="quote cells that contain commas: \"['a', 'b']\".", code="E2106",
-            )
-        tokens = parse_list_cell(row[idx[tokens_column]], column=tokens_column, where=where)
-        tags = parse_list_cell(row[idx[tags_column]], column=tags_column, where=where)
-        tokens, tags = check_record(tokens, tags, tokens_column=tokens_column, tags_column=tags_column, where=where)
-        out.tokens.append(tokens)
-        out.tags.append(tags)
-        out.lines.append(row_no)
-        out.documents.append(0)
-    if header is None or not out.tokens:
+            read_text(path)  # a blank file: "the file is empty" (E2095), as for every reader
         raise DataError("no data rows (only a header)" if header else "the file is empty", where=str(path),
                         fix="add one row per sentence under the header 'tokens,tags'.", code="E2107")
-    return out
+    if len(out) or batch_sentences is None:
+        yield out
 
 
 def _json_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> DataError:
@@ -174,15 +217,19 @@ def json_lines(text: str, error: Callable[[json.JSONDecodeError, int], Exception
     """(line number, object) of every non-blank line of JSON Lines text; a broken line raises
     `error(exc, line offset)`, the caller's located DataError (tag files and span exports word
     their fixes differently)."""
-    records = []
-    for lineno, line in enumerate(text.split("\n"), 1):
+    return list(iter_json_lines(enumerate(text.split("\n"), 1), error))
+
+
+def iter_json_lines(lines: Iterable[tuple[int, str]],
+                    error: Callable[[json.JSONDecodeError, int], Exception]) -> Iterator[tuple[int, Any]]:
+    """`json_lines` over (line number, line) pairs, one line at a time."""
+    for lineno, line in lines:
         if not line.strip():
             continue
         try:
-            records.append((lineno, json.loads(line)))
+            yield lineno, json.loads(line)
         except json.JSONDecodeError as exc:
             raise error(exc, lineno - 1) from None
-    return records
 
 
 def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
@@ -190,8 +237,17 @@ def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
 
 
 def read_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
-    text = read_text(path)
-    return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column)
+    return next(iter_jsonl(path, tokens_column=tokens_column, tags_column=tags_column))
+
+
+def iter_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+               batch_sentences: int | None = None) -> Iterator[RawSplit]:
+    """`read_jsonl` in batches of `batch_sentences` lines (None: one batch of all), reading the
+    file one line at a time."""
+    from tokclf.data.conll import iter_lines  # conll imports this module
+
+    records = iter_json_lines(iter_lines(path), lambda exc, offset: _json_error(path, exc, offset))
+    return batched_records(records, path, "line", tokens_column, tags_column, batch_sentences)
 
 
 def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
@@ -225,27 +281,52 @@ def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "
 
 
 def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+    return next(iter_parquet(path, tokens_column=tokens_column, tags_column=tags_column))
+
+
+# Rows per Parquet record batch read when the caller asks for no batches (read_parquet).
+_PARQUET_READ_ROWS = 65_536
+
+
+def iter_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+                 batch_sentences: int | None = None) -> Iterator[RawSplit]:
+    """`read_parquet` in batches of `batch_sentences` rows (None: one batch of all), read with
+    `ParquetFile.iter_batches` (only the two columns, one record batch at a time)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def unreadable(exc: Exception) -> DataError:
+        return DataError(f"not a readable Parquet file: {exc}", where=str(path),
+                         fix="write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.", code="E2111")
+
     try:
-        schema = pq.read_schema(path)
-        names = schema.names
-        for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
-            if name not in names:
-                raise missing_column(name, which, names, str(path))
-        table = pq.read_table(path, columns=[tokens_column, tags_column])
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"not a readable Parquet file: {exc}", where=str(path),
-                        fix="write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.", code="E2111") from None
-    tokens = table.column(tokens_column).to_pylist()
-    tags = table.column(tags_column).to_pylist()
-    out = _records_split(
-        [(i, {tokens_column: a, tags_column: b}) for i, (a, b) in enumerate(zip(tokens, tags), 1)],
-        path, "row", tokens_column, tags_column,
-    )
-    out.label_names = _parquet_classlabel(schema, tags_column)
-    return out
+        raise unreadable(exc) from None
+    names = schema.names
+    for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+        if name not in names:
+            raise missing_column(name, which, names, str(path))
+
+    def records() -> Iterator[tuple[int, Any]]:
+        place = 0
+        batches = parquet.iter_batches(batch_size=batch_sentences or _PARQUET_READ_ROWS,
+                                       columns=[tokens_column, tags_column])
+        with parquet:
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                except (pa.ArrowException, OSError) as exc:
+                    raise unreadable(exc) from None
+                for tokens, tags in zip(batch.column(tokens_column).to_pylist(), batch.column(tags_column).to_pylist()):
+                    place += 1
+                    yield place, {tokens_column: tokens, tags_column: tags}
+
+    return batched_records(records(), path, "row", tokens_column, tags_column, batch_sentences,
+                           label_names=_parquet_classlabel(schema, tags_column))
 
 
 def _parquet_classlabel(schema: Any, tags_column: str) -> list[str] | None:
