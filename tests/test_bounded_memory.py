@@ -201,3 +201,108 @@ def result_log(result) -> list[dict]:
     import json
 
     return json.loads((result.output_dir / "training_log.json").read_text(encoding="utf-8"))
+
+
+# --- tabular sources and several sources: read in batches as CoNLL is ----------------------------------
+
+
+def write_tabular(path: Path, rows: list[dict]) -> None:
+    """`rows` as Parquet (small row groups, so the file has several), CSV (list literals in
+    quoted cells, the spec's layout) or JSON Lines, by the suffix."""
+    import csv
+    import json
+
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"tokens": [r["tokens"] for r in rows], "tags": [r["tags"] for r in rows]}), path,
+                       row_group_size=50)
+    elif path.suffix == ".csv":
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["tokens", "tags"])
+            writer.writerows([json.dumps(r["tokens"]), json.dumps(r["tags"])] for r in rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _count_conversions(monkeypatch) -> list[int]:
+    """Sentences per RawSplit -> Arrow conversion in ingest (what a reader handed over at once)."""
+    converted: list[int] = []
+    real_table = ingest.to_table
+    monkeypatch.setattr(ingest, "to_table", lambda raw, tags: converted.append(len(raw)) or real_table(raw, tags))
+    return converted
+
+
+def _same_splits(written, expected, columns=("tokens", "tags", "line", "document")) -> None:
+    assert written.label_names == expected.label_names
+    assert list(written.splits) == list(expected.splits)
+    for name in expected.splits:
+        for column in columns:
+            assert written.splits[name][column][:] == expected.splits[name][column][:], (name, column)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_tabular_files_are_ingested_in_batches(suffix, tmp_path, monkeypatch):
+    monkeypatch.setattr(arrowio, "BATCH_ROWS", BATCH)
+    folder = tmp_path / "source"
+    folder.mkdir()
+    for split, n, seed in (("train", 1000, 1), ("validation", 150, 2), ("test", 60, 3)):
+        write_tabular(folder / f"{split}{suffix}", make_ner_sentences(n, seed))
+    converted = _count_conversions(monkeypatch)
+    params = TokenClassificationParams(data_path=str(folder), project_name=str(tmp_path / "m"), valid_split="validation")
+    stages.ingest(params, raw_dir=tmp_path / "raw", out_dir=tmp_path / "prepared")
+    total = 1000 + 150 + 60
+    # Every sentence went through a batched conversion, none in a batch larger than BATCH: the
+    # reader handed the split over batch by batch, never whole.
+    assert sum(converted) == total and max(converted) <= BATCH and len(converted) >= total // BATCH
+    written = store.load_labelled(tmp_path / "prepared")
+    assert written.splits["train"]["line"][:] == list(range(1, 1001))  # row / line numbers run on across batches
+    converted.clear()
+    _same_splits(written, load_labelled_data(str(folder), valid_split="validation"))
+    assert converted == [1000, 150, 60]  # the in-memory path (tokclf train) still reads each file whole
+
+
+def test_several_sources_are_written_one_after_another(tmp_path, monkeypatch):
+    """data_path as a list: each source is read in batches and the merged split is written from
+    the sources' Arrow batches (tags renumbered, SOURCE added), never concatenated as Python rows."""
+    from tokclf.data import sources
+
+    monkeypatch.setattr(arrowio, "BATCH_ROWS", BATCH)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    write_tabular(a / "train.parquet", make_ner_sentences(300, 1))
+    write_tabular(a / "validation.parquet", make_ner_sentences(80, 2))
+    # Source b has no LOC in train and one extra label, so ids differ between the sources.
+    rows = [{"tokens": r["tokens"], "tags": ["O" if t.endswith("LOC") else t for t in r["tags"]]}
+            for r in make_ner_sentences(250, 3)]
+    rows[7] = {"tokens": ["Acme", "rocks"], "tags": ["B-MISC", "O"]}
+    write_tabular(b / "train.jsonl", rows)
+    c = tmp_path / "c.csv"
+    write_tabular(c, make_ner_sentences(120, 4))
+    paths = [str(a), str(b), str(c)]
+    converted = _count_conversions(monkeypatch)
+    merged_batches: list[int] = []
+    real_renumbered = sources._renumbered
+
+    def renumbered(ds, lookup, source):
+        for table in real_renumbered(ds, lookup, source):
+            merged_batches.append(table.num_rows)
+            yield table
+
+    monkeypatch.setattr(sources, "_renumbered", renumbered)
+    params = TokenClassificationParams(data_path=paths, project_name=str(tmp_path / "m"), valid_split="validation",
+                                       test_split=None)
+    stages.ingest(params, raw_dir=tmp_path / "raw", out_dir=tmp_path / "prepared")
+    total = 300 + 80 + 250 + 120
+    assert sum(converted) == total and max(converted) <= BATCH
+    assert sum(merged_batches) == total and max(merged_batches) <= BATCH
+    written = store.load_labelled(tmp_path / "prepared")
+    assert not list((tmp_path / "prepared").glob("*.source-*"))  # the per-source parts were scratch
+    converted.clear()
+    expected = load_labelled_data(paths, valid_split="validation", test_split=None)
+    _same_splits(written, expected, columns=("tokens", "tags", "line", "document", "source"))
+    assert written.splits["train"]["source"][:] == [str(a)] * 300 + [str(b)] * 250 + [str(c)] * 120
+    assert "B-MISC" in written.label_names and "B-LOC" in written.label_names

@@ -285,6 +285,7 @@ def load_labelled_data(
     span_records: str = "sentence",
     sink: Sink | None = None,
     batch_sentences: int | None = None,
+    source_names: dict[str, str] | None = None,
 ) -> LabelledData:
     """Read every requested split of `data_path` into sentences with integer tags (see module doc).
 
@@ -293,7 +294,8 @@ def load_labelled_data(
     `tokclf.core.arrowio.BATCH_ROWS`), twice (labels, then ids), so memory holds one batch whatever
     the file's size; the other formats (a .json document, span exports, save_to_disk and Hub
     datasets) are read whole, once. Several sources are written one after another into the sink
-    (`tokclf.data.sources`)."""
+    (`tokclf.data.sources`); `source_names` maps a source's path to the name its sentences carry in
+    their SOURCE column (default: the path as given)."""
     from tokclf.core.arrowio import BATCH_ROWS
 
     if not isinstance(data_path, str):  # several sources: tokclf.data.sources
@@ -308,7 +310,7 @@ def load_labelled_data(
                 conll_token_column=conll_token_column, conll_tag_column=conll_tag_column, conllu_tag=conllu_tag,
                 validation_split_ratio=validation_split_ratio, seed=seed, data_format=data_format,
                 span_alignment=span_alignment, overlapping=overlapping, label_map=label_map,
-                span_records=span_records)
+                span_records=span_records, sink=sink, batch_sentences=batch_sentences, source_names=source_names)
         data_path = paths[0]
     batch_sentences = batch_sentences or BATCH_ROWS
     resolved = resolve_data_path(data_path)
@@ -432,9 +434,11 @@ def _carve(train: Any, ratio: float, seed: int, source: str) -> tuple[Any, Any]:
     return parts["train"], parts["test"]
 
 
-def load_from_params(params: Any, *, data_path: str | list[str] | None = None, sink: Sink | None = None) -> LabelledData:
+def load_from_params(params: Any, *, data_path: str | list[str] | None = None, sink: Sink | None = None,
+                     source_names: dict[str, str] | None = None) -> LabelledData:
     """load_labelled_data with the data fields of a TokenClassificationParams; `data_path` (default
-    params.data_path) and `sink` let the ingest stage read its snapshot and write to disk."""
+    params.data_path), `sink` and `source_names` let the ingest stage read its snapshot, write to
+    disk and name the sources as the user gave them."""
     return load_labelled_data(
         params.data_path if data_path is None else data_path,
         tokens_column=params.tokens_column,
@@ -455,4 +459,5 @@ def load_from_params(params: Any, *, data_path: str | list[str] | None = None, s
         label_map=params.label_map,
         span_records=params.span_records,
         sink=sink,
+        source_names=source_names,
     )

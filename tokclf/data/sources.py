@@ -1,6 +1,7 @@
 """Several data sources at once (`data_path` as a list): each is read as a single source would be
-(`tokclf.data.ingest.load_labelled_data`, any format, span exports included), then the splits of
-the same name are concatenated.
+(`tokclf.data.ingest.load_labelled_data`, any format, span exports included, into the same sink),
+then the splits of the same name are written one source after another into the sink, batch by
+batch with their tag ids renumbered in Arrow (never concatenated as Python objects).
 
 - Labels are unified by name, after each source's label map: the train splits' labels first (in
   the order of the sources), then labels only other splits have, "O" first, then sorted, as for
@@ -9,30 +10,64 @@ the same name are concatenated.
 - A split is read from every source that has it; the train split must be in every source, the
   validation split in at least one (test stays optional); validation_split_ratio carves its share
   from each source's train split, so every source is represented in validation.
-- Every sentence keeps its source in the SOURCE column (the source as given), which the
-  validation report counts per source and `tokclf evaluate` breaks its scores down by.
+- Every sentence keeps its source in the SOURCE column (the source as given, or as
+  `source_names` names it), which the validation report counts per source and `tokclf evaluate`
+  breaks its scores down by.
+- With a disk sink each source's splits are written first under `<split>.source-<i>` (the
+  sink's scratch folder, as for one source), then the merged split under `<split>`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from tokclf.core.columns import SOURCE, TAGS
 from tokclf.core.errors import DataError
 from tokclf.data.labels import order_labels
 from tokclf.data.types import LabelledData
 
+Sink = Callable[[str, Any, Any], Any]
 
-def _with_source(ds: Any, tags: list[list[int]], source: str) -> Any:
-    from datasets import Dataset, Value
 
-    columns = {name: (tags if name == TAGS else ds[name][:]) for name in ds.column_names if name != SOURCE}
-    features = ds.features.copy()
-    features.pop(SOURCE, None)
-    features[SOURCE] = Value("string")
-    columns[SOURCE] = [source] * len(ds)
-    return Dataset.from_dict(columns, features=features)
+def _tag_ids(ds: Any) -> set[int]:
+    """The tag ids a split uses, read in Arrow batches."""
+    import pyarrow.compute as pc
+
+    from tokclf.core.arrowio import dataset_tables
+
+    seen: set[int] = set()
+    for table in dataset_tables(ds.select_columns([TAGS])):
+        seen.update(np.unique(pc.list_flatten(table.column(TAGS)).to_numpy()).tolist())
+    return seen
+
+
+def _renumbered(ds: Any, lookup: np.ndarray, source: str) -> Iterator[Any]:
+    """A source's split as Arrow tables with its tag ids mapped through `lookup` (old id -> merged
+    id) and the SOURCE column set, one batch at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from tokclf.core.arrowio import dataset_tables
+
+    columns = [c for c in ds.column_names if c != SOURCE]
+    for table in dataset_tables(ds.select_columns(columns)):
+        tags = table.column(TAGS)
+        lengths = pc.list_value_length(tags).to_numpy(zero_copy_only=False).astype(np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = pc.list_flatten(tags).to_numpy().astype(np.int64)
+        renumbered = pa.ListArray.from_arrays(pa.array(offsets), pa.array(lookup[flat]))
+        table = table.set_column(table.schema.get_field_index(TAGS), TAGS, renumbered)
+        yield table.append_column(SOURCE, pa.array([source] * table.num_rows, pa.string()))
+
+
+def _memory_sink(name: str, tables: Any, features: Any) -> Any:
+    from tokclf.core.arrowio import in_memory_dataset
+
+    return in_memory_dataset(tables, features)
 
 
 def load_sources(
@@ -44,22 +79,32 @@ def load_sources(
     valid_split: str | None,
     test_split: str | None,
     label_names: Any,
+    sink: Sink | None = None,
+    source_names: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> LabelledData:
     """`load` (load_labelled_data) on every source, merged (see the module docstring);
-    `available(path)` lists a source's split names (without reading them)."""
-    from datasets import concatenate_datasets
+    `available(path)` lists a source's split names (without reading them); `sink` as for
+    load_labelled_data (default: in memory); `source_names`: path -> the name its sentences get
+    in the SOURCE column (default: the path)."""
+    from datasets import Value
 
     from tokclf.data.ingest import resolve_split
 
     if not data_paths:
         raise DataError("data_path is an empty list", fix="give at least one data source.", code="E2075")
+    write = sink or _memory_sink
+    named = dict(source_names or {})
     parts: list[tuple[str, LabelledData]] = []
-    for path in data_paths:
+    for i, path in enumerate(data_paths):
         splits = available(path)
         has_valid = valid_split is not None and resolve_split(valid_split, splits, where=path) is not None
+        # Each source's splits go to the sink under their own names; the merge below reads them
+        # back in batches. Without a sink they stay in memory as Arrow, read as one source would be.
+        part_sink = None if sink is None else (
+            lambda name, tables, features, i=i: sink(f"{name}.source-{i}", tables, features))
         data = load(path, train_split=train_split, valid_split=valid_split if has_valid else None,
-                    test_split=test_split, label_names=label_names, **kwargs)
+                    test_split=test_split, label_names=label_names, sink=part_sink, **kwargs)
         if data.label_names is None:
             raise DataError("integer tags without label names cannot be merged with other sources by name", where=path,
                             fix="set label_names, or convert the tags to names.", code="E2076")
@@ -74,7 +119,7 @@ def load_sources(
         for _, d in parts:
             if split in d.splits:
                 assert d.label_names is not None
-                seen = {d.label_names[t] for tags in d.splits[split][TAGS] for t in tags}
+                seen = {d.label_names[t] for t in _tag_ids(d.splits[split])}
                 names += order_labels(seen - set(names))
     if label_names is not None:
         from tokclf.data.labels import parse_label_names
@@ -92,14 +137,17 @@ def load_sources(
             if split not in d.splits:
                 continue
             assert d.label_names is not None
-            table = [index[n] for n in d.label_names]
-            tags = [[table[t] for t in row] for row in d.splits[split][TAGS]]
-            pieces.append(_with_source(d.splits[split], tags, path))
+            lookup = np.array([index[n] for n in d.label_names], dtype=np.int64)
+            pieces.append((d.splits[split], lookup, named.get(path, path)))
             shown.append(d.sources.get(split, path))
             kinds.add(d.units.get(split, "row"))
             if split in d.annotations:
                 annotations.setdefault(split, {})[path] = d.annotations[split]
-        merged[split] = concatenate_datasets(pieces)
+        features = pieces[0][0].features.copy()
+        features.pop(SOURCE, None)
+        features[SOURCE] = Value("string")
+        merged[split] = write(split, (t for ds, lookup, source in pieces for t in _renumbered(ds, lookup, source)),
+                              features)
         sources[split] = " + ".join(shown)
         units[split] = kinds.pop() if len(kinds) == 1 else "record"
     # Alignment counts summed over the sources (issues kept, each names its own file).

@@ -149,8 +149,9 @@ def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
         # newline="": the csv module sees quoted line breaks; utf-8-sig: a BOM (Excel's CSV
         # export) is not part of the header.
         fh = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise DataError(f"cannot read file: {exc.strerror or exc}", where=str(path), code="E2093") from None
+    except OSError:
+        read_text(path)  # raises "cannot read file", naming it
+        raise
     with fh:
         # strict: a stray quote is an error instead of silently gluing rows together.
         reader = csv.reader(fh, strict=True)

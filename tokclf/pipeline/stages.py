@@ -100,10 +100,10 @@ def snapshot_source(data_path: str, raw_dir: Path) -> Path:
 
 
 def _name_sources(data: Any, names: dict[str, str]) -> Any:
-    """Snapshot paths -> the sources as the user named them, in sources, the SOURCE column and the
-    alignment report (longest path first: a snapshot folder is a prefix of its files)."""
-    from tokclf.core.columns import SOURCE
-
+    """Snapshot paths -> the sources as the user named them, in sources and the alignment report
+    (longest path first: a snapshot folder is a prefix of its files). The SOURCE column is written
+    with the user's names by the reader (`source_names`), not rewritten here: that would copy
+    every split in memory."""
     order = sorted(names, key=len, reverse=True)
 
     def rename(text: str) -> str:
@@ -113,10 +113,6 @@ def _name_sources(data: Any, names: dict[str, str]) -> Any:
 
     data.sources = {k: rename(v) for k, v in data.sources.items()}
     data.annotations = json.loads(rename(json.dumps(data.annotations)))
-    for split, ds in list(data.splits.items()):
-        if SOURCE in ds.column_names:
-            data.splits[split] = ds.map(lambda b: {SOURCE: [names.get(x, x) for x in b[SOURCE]]}, batched=True,
-                                        keep_in_memory=True)
     return data
 
 
@@ -154,12 +150,13 @@ def ingest(params: TokenClassificationParams, *, raw_dir: str | Path, out_dir: s
             # Splits are written batch by batch to a scratch folder as they are read, then into
             # place (through a carved split's indices when there is one); memory holds a batch.
             scratch = out / ".ingest-parts"
+            shown = dict(zip(map(str, read_list), map(str, shown_list)))
             data = load_from_params(
                 params, data_path=str(read_from) if len(read_list) == 1 else [str(p) for p in read_list],
-                sink=disk_sink(scratch),
+                sink=disk_sink(scratch), source_names=shown,
             )
-            # Messages name the user's source, not the snapshot.
-            data = _name_sources(data, dict(zip(map(str, read_list), map(str, shown_list))))
+            # Messages name the user's source, not the snapshot (the SOURCE column already does).
+            data = _name_sources(data, shown)
             save_labelled(data, out)
             shutil.rmtree(scratch, ignore_errors=True)
             write_stamp(out, "ingest", key)
