@@ -207,6 +207,37 @@ def test_long_sentences_and_truncation_counts(tokenizer_dir: Path, tmp_path: Pat
     assert report.ok  # warnings only
 
 
+def test_subword_counts_on_a_random_sample_of_a_large_split(tokenizer_dir: Path, tmp_path: Path, monkeypatch):
+    """A split larger than SUBWORD_SAMPLE has its subwords counted on a seeded random sample, across
+    batch boundaries (tokenize then tokenizes all of it); the report says it is a sample, and the
+    same sample comes back on every run whatever the batch size."""
+    from transformers import AutoTokenizer
+
+    from tokclf.core import arrowio
+    from tokclf.data import validation
+
+    monkeypatch.setattr(validation, "SUBWORD_SAMPLE", 20)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    rows = [{"tokens": ["word"] * 20, "tags": ["O"] * 20} for _ in range(60)]  # every sentence too long for 16
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    runs = []
+    for batch in (7, 60):
+        monkeypatch.setattr(arrowio, "BATCH_ROWS", batch)
+        _, report = validate_data(load_labelled_data(str(path)), tokenizer=tok, max_seq_length=16)
+        runs.append((report.stats["splits"]["train"]["subwords"], by_code(report.warnings, "long-sentences")))
+    (sub, long), (again, _) = runs
+    assert sub == again and 5 < sub["sampled_sentences"] < 40
+    assert sub["sentences_over_max_seq_length"] == sub["sampled_sentences"]
+    assert sub["words_cut_by_truncation"] == 6 * sub["sampled_sentences"] and sub["longest_subword_length"] == 22
+    assert f"in a random sample of {sub['sampled_sentences']} of the 60 sentences" in long[0].message
+    monkeypatch.setattr(validation, "SUBWORD_SAMPLE", 60)  # up to the sample size: every sentence, no sample key
+    _, report = validate_data(load_labelled_data(str(path)), tokenizer=tok, max_seq_length=16)
+    sub = report.stats["splits"]["train"]["subwords"]
+    assert sub["sentences_over_max_seq_length"] == 60 and "sampled_sentences" not in sub
+    assert by_code(report.warnings, "long-sentences")[0].where == f"{path}, line 1"
+
+
 def test_report_json_round_trip(tmp_path: Path):
     data = load_labelled_data(str(VAL / "bio"))
     _, report = validate_data(data)

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tokclf.core.columns import LINE, SOURCE, TAGS, TOKENS
 from tokclf.core.errors import ValidationFailed
 from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH
@@ -29,6 +31,14 @@ from tokclf.data.types import LabelledData
 MAX_PER_KIND = 50
 BIO_EXAMPLES = 5
 TOKENIZE_BATCH = 1000
+# Sentences per split whose subwords are counted: a split up to this size exactly, a larger one on
+# a seeded random sample of about this many (each sentence kept with probability SAMPLE / size; a
+# random rather than every-k-th sample, which would alias with periodic data such as a corpus
+# repeated to size). The subword statistics are warnings (long
+# sentences are windowed, nothing is lost), the tokenize stage tokenizes every sentence anyway
+# (and logs the exact count of words without a piece), and counting them over millions of
+# sentences was most of validation's CPU time, spent a second time by tokenize.
+SUBWORD_SAMPLE = 100_000
 
 # (tokens, tags, lines) of one split as Python lists; BIO repair changes tags only, so the
 # words used for the subword check stay valid.
@@ -289,7 +299,7 @@ class _SubwordStats:
     """Sentences too long for one window, words plain truncation would cut, words with no subword:
     accumulated over batches of sentences."""
 
-    def __init__(self, tokenizer: Any, max_seq_length: int) -> None:
+    def __init__(self, tokenizer: Any, max_seq_length: int, sentences: int) -> None:
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.special = int(tokenizer.num_special_tokens_to_add(pair=False))
@@ -297,9 +307,19 @@ class _SubwordStats:
         self.over = self.cut = self.empty = self.longest = 0
         self.first_over = self.first_empty = ""
         self.empty_examples: list[str] = []
+        # All sentences up to SUBWORD_SAMPLE, else each with probability SUBWORD_SAMPLE / sentences,
+        # from a fixed seed: the same sample on every run, whatever the batch size.
+        self.sentences = sentences
+        self.rate = min(1.0, SUBWORD_SAMPLE / sentences) if sentences else 1.0
+        self.rng = np.random.default_rng(0) if self.rate < 1.0 else None
+        self.checked = 0
 
     def add(self, split: str, cols: Cols, data: LabelledData) -> None:
         tokens_col, _, lines = cols
+        if self.rng is not None:
+            picked = np.flatnonzero(self.rng.random(len(tokens_col)) < self.rate).tolist()
+            tokens_col, lines = [tokens_col[i] for i in picked], [lines[i] for i in picked]
+        self.checked += len(tokens_col)
         for start in range(0, len(tokens_col), TOKENIZE_BATCH):
             batch = tokens_col[start:start + TOKENIZE_BATCH]
             # One call per batch: the Rust tokenizer parallelises and the Python loop stays short.
@@ -327,18 +347,23 @@ class _SubwordStats:
                     self.cut += len({w for w in word_ids[self.budget:] if w is not None})
 
     def finish(self, split: str, out: _Collector) -> dict[str, Any]:
+        sample = (f"in a random sample of {self.checked:,} of the {self.sentences:,} sentences, "
+                  if self.rng is not None else "")
         if self.over:
             out.add("warning", "long-sentences", split, self.first_over,
-                    f"{self.over} sentence(s) need more than max_seq_length={self.max_seq_length} subword tokens "
+                    f"{sample}{self.over} sentence(s) need more than max_seq_length={self.max_seq_length} subword tokens "
                     f"(incl. {self.special} special); plain truncation would cut {self.cut} word(s). tokclf covers "
                     "them with overlapping windows (stride), so nothing is lost", phase=SUBWORDS)
         if self.empty:
             out.add("warning", "words-without-subwords", split, self.first_empty,
-                    f"{self.empty} word(s) produce no subword token with this tokenizer (they get no prediction and "
+                    f"{sample}{self.empty} word(s) produce no subword token with this tokenizer (they get no prediction and "
                     "count as missed at evaluation); e.g. " + "; ".join(self.empty_examples), phase=SUBWORDS)
-        return {"sentences_over_max_seq_length": self.over, "words_cut_by_truncation": self.cut,
-                "words_without_subwords": self.empty, "longest_subword_length": self.longest,
-                "max_seq_length": self.max_seq_length, "special_tokens": self.special}
+        stats = {"sentences_over_max_seq_length": self.over, "words_cut_by_truncation": self.cut,
+                 "words_without_subwords": self.empty, "longest_subword_length": self.longest,
+                 "max_seq_length": self.max_seq_length, "special_tokens": self.special}
+        if self.rng is not None:  # counts over the sample only
+            stats.update(sampled_sentences=self.checked)
+        return stats
 
 
 def validate_data(
@@ -379,7 +404,7 @@ def validate_data(
         tokens = 0
         unseen = _Unseen(set(counts[train_split])) if split != train_split and train_split in counts else None
         bio_state: dict[str, Any] = {"count": 0, "examples": [], "first_where": ""}
-        subwords = _SubwordStats(tokenizer, max_seq_length) if fast else None
+        subwords = _SubwordStats(tokenizer, max_seq_length, len(data.splits[split])) if fast else None
         for cols in _batches(data.splits[split]):
             _check_rows(split, cols, data, out)
             c.update(t for tags in cols[1] for t in tags)
