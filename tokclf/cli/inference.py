@@ -107,9 +107,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         write_records(predictor.iter_predict(items, progress=show), args.output, fmt)
     mark("predict")
+    _skip_final_collection()
     if args.output and args.output != "-":
         print(f"wrote {len(items)} record(s) to {args.output} ({fmt})", file=sys.stderr)
     return 0
+
+
+def _skip_final_collection() -> None:
+    """At exit, move every object to the collector's permanent generation before the interpreter's
+    final garbage collection, which otherwise walks the millions of objects torch and transformers
+    made (~1 CPU s after the result is out, docs/benchmarks.md). atexit handlers run before that
+    collection, and files and streams are closed by the usual finalization either way."""
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
 
 
 def _predict_annotations(args: argparse.Namespace, predictor: Any, items: Any, fmt: str) -> int:
