@@ -38,7 +38,8 @@ def word_probabilities(
     pad_token_id: int = 0,
     pad_multiple: int = PAD_MULTIPLE,
 ) -> tuple[WordPieces, np.ndarray]:
-    """Run `backend` over `features` (`tokclf.text.features.tokenize_split`).
+    """Run `backend` over `features` (`tokclf.text.features.tokenize_split`, or `tokenize_words`'s
+    numpy `FlatFeatures`).
 
     Returns (the word -> piece choice, probabilities): a (total_words, num_labels) float32 array,
     all sentences' words concatenated in order (`WordPieces.split` cuts it per sentence). A word

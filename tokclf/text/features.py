@@ -4,6 +4,8 @@
 truncation, so most sentences are used exactly as tokenized; only sentences longer than
 `max_seq_length` are cut into overlapping windows of whole words (`tokclf.text.windows.plan_windows`)
 and those windows are tokenized again. Nothing is padded: the collator pads per batch.
+`tokenize_words` runs the same code on word lists and returns the columns as flat numpy arrays
+(`FlatFeatures`), for predict and serve, which then need neither datasets nor pyarrow.
 
 Feature columns (one row per window; a sentence that fits is one window):
     input_ids, attention_mask, token_type_ids (only when the tokenizer uses them): model inputs.
