@@ -243,13 +243,20 @@ def _same_splits(written, expected, columns=("tokens", "tags", "line", "document
             assert written.splits[name][column][:] == expected.splits[name][column][:], (name, column)
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", "save_to_disk"])
 def test_tabular_files_are_ingested_in_batches(suffix, tmp_path, monkeypatch):
     monkeypatch.setattr(arrowio, "BATCH_ROWS", BATCH)
     folder = tmp_path / "source"
-    folder.mkdir()
-    for split, n, seed in (("train", 1000, 1), ("validation", 150, 2), ("test", 60, 3)):
-        write_tabular(folder / f"{split}{suffix}", make_ner_sentences(n, seed))
+    sizes = (("train", 1000, 1), ("validation", 150, 2), ("test", 60, 3))
+    if suffix == "save_to_disk":  # a DatasetDict folder (memory-mapped Arrow)
+        from datasets import Dataset, DatasetDict
+
+        DatasetDict({split: Dataset.from_list(make_ner_sentences(n, seed)) for split, n, seed in sizes}).save_to_disk(
+            str(folder))
+    else:
+        folder.mkdir()
+        for split, n, seed in sizes:
+            write_tabular(folder / f"{split}{suffix}", make_ner_sentences(n, seed))
     converted = _count_conversions(monkeypatch)
     params = TokenClassificationParams(data_path=str(folder), project_name=str(tmp_path / "m"), valid_split="validation")
     stages.ingest(params, raw_dir=tmp_path / "raw", out_dir=tmp_path / "prepared")
@@ -261,7 +268,7 @@ def test_tabular_files_are_ingested_in_batches(suffix, tmp_path, monkeypatch):
     assert written.splits["train"]["line"][:] == list(range(1, 1001))  # row / line numbers run on across batches
     converted.clear()
     _same_splits(written, load_labelled_data(str(folder), valid_split="validation"))
-    assert converted == [1000, 150, 60]  # the in-memory path (tokclf train) still reads each file whole
+    assert converted == [1000, 150, 60]  # the in-memory path (tokclf train) still reads each split whole
 
 
 def test_several_sources_are_written_one_after_another(tmp_path, monkeypatch):

@@ -244,7 +244,8 @@ def test_ud_style_file_names():
     assert "dev" in error_text(exc) and "test" in error_text(exc)
 
 
-def test_save_to_disk_dataset_dict_with_classlabel(tmp_path: Path):
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_save_to_disk_dataset_dict_with_classlabel(tmp_path: Path, mode: str):
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
     names = ["O", "B-PER", "I-PER", "B-LOC"]
@@ -255,21 +256,22 @@ def test_save_to_disk_dataset_dict_with_classlabel(tmp_path: Path):
         "test": Dataset.from_dict({"tokens": [["Oslo"]], "ner_tags": [[3]]}, features=feats),
     })
     dd.save_to_disk(str(tmp_path / "dd"))
-    data = load_labelled_data(str(tmp_path / "dd"), tags_column="ner_tags", valid_split="valid",
-                              label_names=["X", "Y"])  # ClassLabel names win over the user's
+    data = load_as(mode, str(tmp_path / "dd"), tmp_path, tags_column="ner_tags", valid_split="valid",
+                   label_names=["X", "Y"])  # ClassLabel names win over the user's
     assert data.label_names == names and data.label_origin == "classlabel"
     assert list(data.splits) == ["train", "valid", "test"]
-    assert data.splits["train"][TAGS][:] == [[1, 2], [0, 3]]
+    assert data.splits["train"][TAGS][:] == [[1, 2], [0, 3]] and data.splits["train"][LINE][:] == [1, 2]
     assert data.units["train"] == "row" and data.splits["test"][LINE][:] == [1]
     assert "[validation]" in data.sources["valid"]
     assert any("ClassLabel" in n for n in data.notes)
 
 
-def test_save_to_disk_single_dataset_string_tags(tmp_path: Path):
+@pytest.mark.parametrize("mode", READ_MODES)
+def test_save_to_disk_single_dataset_string_tags(tmp_path: Path, mode: str):
     from datasets import Dataset
 
     Dataset.from_dict({"tokens": [["a", "b"], ["c"]], "tags": [["B-X", "O"], ["O"]]}).save_to_disk(str(tmp_path / "ds"))
-    data = load_labelled_data(str(tmp_path / "ds"))
+    data = load_as(mode, str(tmp_path / "ds"), tmp_path)
     assert list(data.splits) == ["train"]
     assert data.label_names == ["O", "B-X"] and data.splits["train"][TAGS][:] == [[1, 0], [0]]
 

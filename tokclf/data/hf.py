@@ -6,6 +6,7 @@ Places are "row N", the 1-based record index inside the split.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,20 +70,43 @@ def raw_from_dataset(
     ds: Any, *, source: str, tokens_column: str = "tokens", tags_column: str = "tags", max_samples: int | None = None
 ) -> RawSplit:
     """One datasets.Dataset -> RawSplit (tags as stored; ClassLabel names kept)."""
+    if max_samples is not None and max_samples < len(ds) and tokens_column in ds.column_names \
+            and tags_column in ds.column_names:
+        ds = ds.select(range(max_samples))
+    out: RawSplit | None = None
+    for part in iter_dataset(ds, source=source, tokens_column=tokens_column, tags_column=tags_column):
+        if out is None:
+            out = part
+            continue
+        out.tokens += part.tokens
+        out.tags += part.tags
+        out.lines += part.lines
+        out.documents += part.documents
+    return out if out is not None else RawSplit([], [], [], [], source, "row",
+                                                label_names=classlabel_names(ds.features[tags_column]))
+
+
+def iter_dataset(ds: Any, *, source: str, tokens_column: str = "tokens", tags_column: str = "tags",
+                 batch_sentences: int | None = None) -> Iterator[RawSplit]:
+    """A datasets.Dataset as RawSplits of at most `batch_sentences` rows (default
+    `tokclf.core.arrowio.BATCH_ROWS`), read from its Arrow data batch by batch (a save_to_disk
+    folder is memory-mapped, so only the batch in hand becomes Python objects)."""
+    from tokclf.core.arrowio import dataset_tables
+
     columns = list(ds.column_names)
     for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
         if name not in columns:
             raise missing_column(name, which, columns, source)
-    if max_samples is not None and max_samples < len(ds):
-        ds = ds.select(range(max_samples))
     names = classlabel_names(ds.features[tags_column])
-    data = ds.select_columns([tokens_column, tags_column]).to_dict()
-    out = RawSplit([], [], [], [], source, "row", label_names=names)
-    for i, (tokens, tags) in enumerate(zip(data[tokens_column], data[tags_column]), 1):
-        tokens, tags = check_record(tokens, tags, tokens_column=tokens_column, tags_column=tags_column,
-                                    where=f"{source}, row {i}")
-        out.tokens.append(tokens)
-        out.tags.append(tags)
-        out.lines.append(i)
-        out.documents.append(0)
-    return out
+    place = 0
+    for table in dataset_tables(ds.select_columns([tokens_column, tags_column]), batch_sentences):
+        out = RawSplit([], [], [], [], source, "row", label_names=names)
+        for tokens, tags in zip(table.column(tokens_column).to_pylist(), table.column(tags_column).to_pylist()):
+            place += 1
+            tokens, tags = check_record(tokens, tags, tokens_column=tokens_column, tags_column=tags_column,
+                                        where=f"{source}, row {place}")
+            out.tokens.append(tokens)
+            out.tags.append(tags)
+            out.lines.append(place)
+            out.documents.append(0)
+        yield out

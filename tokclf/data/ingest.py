@@ -292,8 +292,8 @@ def load_labelled_data(
     sink: where each split's Arrow tables go (default: in memory). With a sink, CoNLL, CoNLL-U,
     CSV, JSON Lines and Parquet files are read in batches of `batch_sentences` (default
     `tokclf.core.arrowio.BATCH_ROWS`), twice (labels, then ids), so memory holds one batch whatever
-    the file's size; the other formats (a .json document, span exports, save_to_disk and Hub
-    datasets) are read whole, once. Several sources are written one after another into the sink
+    the file's size, and so are save_to_disk and Hub datasets (from their Arrow data); the other
+    formats (a .json document, span exports) are read whole, once. Several sources are written one after another into the sink
     (`tokclf.data.sources`); `source_names` maps a source's path to the name its sentences carry in
     their SOURCE column (default: the path as given)."""
     from tokclf.core.arrowio import BATCH_ROWS
@@ -353,6 +353,10 @@ def load_labelled_data(
             stream = _streamed(src, data_format=data_format, conll_token_column=conll_token_column,
                                conll_tag_column=conll_tag_column, conllu_tag=conllu_tag,
                                batch_sentences=batch_sentences if sink is not None else max_samples, **opts)
+        elif not isinstance(src, Path) and sink is not None:
+            # A save_to_disk / Hub split: its Arrow data, batch by batch.
+            stream = (lambda src=src, label=f"{origin}[{theirs}]": hf.iter_dataset(
+                src, source=label, batch_sentences=batch_sentences, **opts))
         if stream is not None and sink is not None:
             readers[ours] = (lambda stream=stream: (map_split_tags(part, mapping)
                                                     for part in _head(stream(), max_samples)))
