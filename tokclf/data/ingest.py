@@ -293,9 +293,9 @@ def load_labelled_data(
     CSV, JSON Lines and Parquet files are read in batches of `batch_sentences` (default
     `tokclf.core.arrowio.BATCH_ROWS`), twice (labels, then ids), so memory holds one batch whatever
     the file's size, and so are save_to_disk and Hub datasets (from their Arrow data); the other
-    formats (a .json document, span exports) are read whole, once. Several sources are written one after another into the sink
-    (`tokclf.data.sources`); `source_names` maps a source's path to the name its sentences carry in
-    their SOURCE column (default: the path as given)."""
+    formats (a .json document, span exports) are read whole, once. Several sources are written one
+    after another into the sink (`tokclf.data.sources`); `source_names` maps a source's path to the
+    name its sentences carry in their SOURCE column (default: the path as given)."""
     from tokclf.core.arrowio import BATCH_ROWS
 
     if not isinstance(data_path, str):  # several sources: tokclf.data.sources

@@ -29,6 +29,7 @@ from tokclf.core.errors import DataError
 from tokclf.data.labels import order_labels
 from tokclf.data.types import LabelledData
 
+# (split name, Arrow tables, features) -> datasets.Dataset: `tokclf.data.ingest.Sink`.
 Sink = Callable[[str, Any, Any], Any]
 
 
@@ -64,12 +65,6 @@ def _renumbered(ds: Any, lookup: np.ndarray, source: str) -> Iterator[Any]:
         yield table.append_column(SOURCE, pa.array([source] * table.num_rows, pa.string()))
 
 
-def _memory_sink(name: str, tables: Any, features: Any) -> Any:
-    from tokclf.core.arrowio import in_memory_dataset
-
-    return in_memory_dataset(tables, features)
-
-
 def load_sources(
     data_paths: Sequence[str],
     load: Callable[..., LabelledData],
@@ -89,11 +84,11 @@ def load_sources(
     in the SOURCE column (default: the path)."""
     from datasets import Value
 
-    from tokclf.data.ingest import resolve_split
+    from tokclf.data.ingest import memory_sink, resolve_split
 
     if not data_paths:
         raise DataError("data_path is an empty list", fix="give at least one data source.", code="E2075")
-    write = sink or _memory_sink
+    write = sink or memory_sink
     named = dict(source_names or {})
     parts: list[tuple[str, LabelledData]] = []
     for i, path in enumerate(data_paths):

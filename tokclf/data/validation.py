@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tokclf.core.columns import LINE, SOURCE, TAGS, TOKENS
 from tokclf.core.errors import ValidationFailed
 from tokclf.core.params import DEFAULT_MAX_SEQ_LENGTH
@@ -32,12 +30,11 @@ MAX_PER_KIND = 50
 BIO_EXAMPLES = 5
 TOKENIZE_BATCH = 1000
 # Sentences per split whose subwords are counted: a split up to this size exactly, a larger one on
-# a seeded random sample of about this many (each sentence kept with probability SAMPLE / size; a
-# random rather than every-k-th sample, which would alias with periodic data such as a corpus
-# repeated to size). The subword statistics are warnings (long
-# sentences are windowed, nothing is lost), the tokenize stage tokenizes every sentence anyway
-# (and logs the exact count of words without a piece), and counting them over millions of
-# sentences was most of validation's CPU time, spent a second time by tokenize.
+# a seeded random sample of about this many (each sentence kept with probability SAMPLE / size;
+# random, not every k-th, which would alias with periodic data such as a corpus repeated to size).
+# The subword statistics are warnings (long sentences are windowed, nothing is lost), the tokenize
+# stage tokenizes every sentence anyway (and logs the exact count of words without a piece), and
+# counting them over millions of sentences was most of validation's CPU, spent again by tokenize.
 SUBWORD_SAMPLE = 100_000
 
 # (tokens, tags, lines) of one split as Python lists; BIO repair changes tags only, so the
@@ -311,13 +308,15 @@ class _SubwordStats:
         # from a fixed seed: the same sample on every run, whatever the batch size.
         self.sentences = sentences
         self.rate = min(1.0, SUBWORD_SAMPLE / sentences) if sentences else 1.0
+        import numpy as np
+
         self.rng = np.random.default_rng(0) if self.rate < 1.0 else None
         self.checked = 0
 
     def add(self, split: str, cols: Cols, data: LabelledData) -> None:
         tokens_col, _, lines = cols
         if self.rng is not None:
-            picked = np.flatnonzero(self.rng.random(len(tokens_col)) < self.rate).tolist()
+            picked = (self.rng.random(len(tokens_col)) < self.rate).nonzero()[0].tolist()
             tokens_col, lines = [tokens_col[i] for i in picked], [lines[i] for i in picked]
         self.checked += len(tokens_col)
         for start in range(0, len(tokens_col), TOKENIZE_BATCH):
