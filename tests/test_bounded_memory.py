@@ -258,9 +258,16 @@ def test_tabular_files_are_ingested_in_batches(suffix, tmp_path, monkeypatch):
         for split, n, seed in sizes:
             write_tabular(folder / f"{split}{suffix}", make_ner_sentences(n, seed))
     converted = _count_conversions(monkeypatch)
+    from tokclf.data import tabular
+
+    cells: list[str] = []  # CSV cells parsed: the label-planning pass parses only the tags cell
+    real_parse = tabular.parse_list_cell
+    monkeypatch.setattr(tabular, "parse_list_cell", lambda cell, **kw: cells.append(kw["column"]) or real_parse(cell, **kw))
     params = TokenClassificationParams(data_path=str(folder), project_name=str(tmp_path / "m"), valid_split="validation")
     stages.ingest(params, raw_dir=tmp_path / "raw", out_dir=tmp_path / "prepared")
     total = 1000 + 150 + 60
+    if suffix == ".csv":
+        assert cells.count("tags") == 2 * total and cells.count("tokens") == total
     # Every sentence went through a batched conversion, none in a batch larger than BATCH: the
     # reader handed the split over batch by batch, never whole.
     assert sum(converted) == total and max(converted) <= BATCH and len(converted) >= total // BATCH

@@ -48,6 +48,9 @@ TABULAR_READERS: dict[str, Callable[..., RawSplit]] = {
     ".parquet": tabular.read_parquet,
 }
 # The tabular formats read in batches (`tokclf.data.tabular`); a .json document is read whole.
+# TAGS_ONLY: those whose first pass can skip the words (CSV cells and Parquet columns are parsed
+# separately; a JSON line is parsed whole either way).
+TAGS_ONLY = frozenset({".csv", ".parquet"})
 TABULAR_STREAMS: dict[str, Callable[..., Iterator[RawSplit]]] = {
     ".csv": tabular.iter_csv,
     ".jsonl": tabular.iter_jsonl,
@@ -208,9 +211,10 @@ def _head(parts: Iterable[RawSplit], n: int | None) -> Iterator[RawSplit]:
 
 
 def _streamed(path: Path, *, data_format: str, tokens_column: str, tags_column: str, conll_token_column: int,
-              conll_tag_column: int, conllu_tag: str, batch_sentences: int) -> Callable[[], Iterator[RawSplit]] | None:
+              conll_tag_column: int, conllu_tag: str, batch_sentences: int) -> Callable[..., Iterator[RawSplit]] | None:
     """A re-startable batched reader for the formats read record by record (CoNLL, CoNLL-U, CSV,
-    JSON Lines, Parquet); None for the others (a .json document, span exports), read whole."""
+    JSON Lines, Parquet); None for the others (a .json document, span exports), read whole. The
+    reader's `tags_only=True` lets the formats in TAGS_ONLY skip the words (label planning)."""
     if data_format in formats.SPAN_FORMATS:
         return None
     suffix = path.suffix.lower()
@@ -219,13 +223,16 @@ def _streamed(path: Path, *, data_format: str, tokens_column: str, tags_column: 
         if data_format == "auto" and formats.detect_format(path) != "tags":
             return None
         stream = TABULAR_STREAMS[suffix]
-        return lambda: stream(path, tokens_column=tokens_column, tags_column=tags_column,
-                              batch_sentences=batch_sentences)
+        if suffix in TAGS_ONLY:
+            return lambda tags_only=False: stream(path, tokens_column=tokens_column, tags_column=tags_column,
+                                                  batch_sentences=batch_sentences, tags_only=tags_only)
+        return lambda tags_only=False: stream(path, tokens_column=tokens_column, tags_column=tags_column,
+                                              batch_sentences=batch_sentences)
     if suffix == ".conllu":
-        return lambda: conll.iter_conllu(path, tag=conllu_tag, batch_sentences=batch_sentences)
+        return lambda tags_only=False: conll.iter_conllu(path, tag=conllu_tag, batch_sentences=batch_sentences)
     if suffix in CONLL_EXTENSIONS:
-        return lambda: conll.iter_conll(path, token_column=conll_token_column, tag_column=conll_tag_column,
-                                        batch_sentences=batch_sentences)
+        return lambda tags_only=False: conll.iter_conll(path, token_column=conll_token_column,
+                                                        tag_column=conll_tag_column, batch_sentences=batch_sentences)
     return None
 
 
@@ -355,11 +362,11 @@ def load_labelled_data(
                                batch_sentences=batch_sentences if sink is not None else max_samples, **opts)
         elif not isinstance(src, Path) and sink is not None:
             # A save_to_disk / Hub split: its Arrow data, batch by batch.
-            stream = (lambda src=src, label=f"{origin}[{theirs}]": hf.iter_dataset(
+            stream = (lambda tags_only=False, src=src, label=f"{origin}[{theirs}]": hf.iter_dataset(
                 src, source=label, batch_sentences=batch_sentences, **opts))
         if stream is not None and sink is not None:
-            readers[ours] = (lambda stream=stream: (map_split_tags(part, mapping)
-                                                    for part in _head(stream(), max_samples)))
+            readers[ours] = (lambda tags_only=False, stream=stream: (
+                map_split_tags(part, mapping) for part in _head(stream(tags_only), max_samples)))
             streamed.add(ours)
             continue
         if stream is not None:
@@ -385,7 +392,7 @@ def load_labelled_data(
     for ours, reader in readers.items():
         if ours in streamed:
             digest = _Digest()
-            for part in reader():
+            for part in reader(tags_only=True):  # the labels need only the tags
                 digest.add(part)
             raw, count = digest.raw, digest.count
         else:

@@ -142,9 +142,11 @@ def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
 
 
 def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
-             batch_sentences: int | None = None) -> Iterator[RawSplit]:
+             batch_sentences: int | None = None, tags_only: bool = False) -> Iterator[RawSplit]:
     """`read_csv` in batches of `batch_sentences` rows (None: one batch of all), reading the file
-    through the csv module row by row (it keeps the physical line of every row for messages)."""
+    through the csv module row by row (it keeps the physical line of every row for messages).
+    tags_only: leave every sentence's words empty without parsing their cell (ingest's first
+    pass plans labels from the tags alone; the words are parsed and checked in the second)."""
     try:
         # newline="": the csv module sees quoted line breaks; utf-8-sig: a BOM (Excel's CSV
         # export) is not part of the header.
@@ -190,7 +192,7 @@ def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
                     f"{len(row)} fields but the header has {len(header)} ({', '.join(header)})", where=where,
                     fix="quote cells that contain commas: \"['a', 'b']\".", code="E2106",
                 )
-            tokens = parse_list_cell(row[idx[tokens_column]], column=tokens_column, where=where)
+            tokens = [] if tags_only else parse_list_cell(row[idx[tokens_column]], column=tokens_column, where=where)
             tags = parse_list_cell(row[idx[tags_column]], column=tags_column, where=where)
             tokens, tags = check_record(tokens, tags, tokens_column=tokens_column, tags_column=tags_column, where=where)
             out.tokens.append(tokens)
@@ -290,9 +292,10 @@ _PARQUET_READ_ROWS = 65_536
 
 
 def iter_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
-                 batch_sentences: int | None = None) -> Iterator[RawSplit]:
+                 batch_sentences: int | None = None, tags_only: bool = False) -> Iterator[RawSplit]:
     """`read_parquet` in batches of `batch_sentences` rows (None: one batch of all), read with
-    `ParquetFile.iter_batches` (only the two columns, one record batch at a time)."""
+    `ParquetFile.iter_batches` (only the two columns, one record batch at a time; with
+    `tags_only`, as `iter_csv`, only the tags column and empty word lists)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -312,8 +315,8 @@ def iter_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
 
     def records() -> Iterator[tuple[int, Any]]:
         place = 0
-        batches = parquet.iter_batches(batch_size=batch_sentences or _PARQUET_READ_ROWS,
-                                       columns=[tokens_column, tags_column])
+        read = [tags_column] if tags_only else [tokens_column, tags_column]
+        batches = parquet.iter_batches(batch_size=batch_sentences or _PARQUET_READ_ROWS, columns=read)
         with parquet:
             while True:
                 try:
@@ -322,7 +325,9 @@ def iter_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
                     return
                 except (pa.ArrowException, OSError) as exc:
                     raise unreadable(exc) from None
-                for tokens, tags in zip(batch.column(tokens_column).to_pylist(), batch.column(tags_column).to_pylist()):
+                tags_col = batch.column(tags_column).to_pylist()
+                words = [[]] * len(tags_col) if tags_only else batch.column(tokens_column).to_pylist()
+                for tokens, tags in zip(words, tags_col):
                     place += 1
                     yield place, {tokens_column: tokens, tags_column: tags}
 
