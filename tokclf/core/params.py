@@ -133,6 +133,15 @@ class TokenClassificationParams(BaseModel):
         "after O (POS-style labels: same as argmax); 'argmax': each word's most probable label.",
     )
 
+    # tokclf: batch order (issue 13): a switch so the accuracy bench can hold tokclf's batch order
+    # and per-token loss against the stock Trainer's on each dataset (docs/accuracy.md).
+    batch_order: Literal["length_grouped", "random"] = Field(
+        default="length_grouped",
+        description="'length_grouped': sentences of similar length batched together, batches shuffled, and a "
+        "loss that weighs every labelled token the same (tokclf/training/sampling.py); 'random': the stock "
+        "Trainer's random batches and its mean loss per batch (more padding, slower steps).",
+    )
+
     # --- performance -----------------------------------------------------------------------------
     mixed_precision: Literal["fp16", "bf16"] | None = None
     auto_find_batch_size: bool = False

@@ -69,7 +69,7 @@ def training_arguments(params: TokenClassificationParams, output_dir: Path, *, n
         report_to=REPORT_TO[params.log],
         run_name=Path(params.project_name).name,
         # Padding per batch and grouping by length: most of the speed-up over pad-to-max training.
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="group_by_length" if params.batch_order == "length_grouped" else "random",
         length_column_name="length",
         remove_unused_columns=False,
         dataloader_num_workers=0,
