@@ -37,6 +37,7 @@ PARTIAL = ".partial"          # in CHECKPOINTS: the checkpoint being written
 MANIFEST = "tokclf_checkpoint.json"
 RUN_FILE = "run.json"         # in the run folder: the tracker run to continue
 LOCK = ".lock"
+LAUNCHER_PID_ENV = "TOKCLF_LAUNCHER_PID"  # set by a launcher this process must not outlive
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 _FRESH = "run the same command with --resume never to start fresh (the old checkpoints are removed)"
 
@@ -262,18 +263,24 @@ def update_run_file(folder: Path, **values: Any) -> None:
 
 
 def die_with_launcher() -> None:
-    """Under torchrun, end this worker when the launcher dies. torchrun starts each worker in a
-    session of its own (torch.distributed.elastic's subprocess handler: start_new_session), so a
-    SIGKILL to torchrun's process group (a CI timeout, `kill -9 -PGID`) leaves the workers training
-    on, orphaned: they hold the run folder's lock and a relaunch is refused, or they finish and a
-    relaunch trains again. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    """End this process when the process that launched it dies, so that no orphan trains on and
+    holds the run folder's lock (a relaunch is then refused, or it finishes and a relaunch trains
+    again). Two launchers ask for it:
+    - torchrun: it starts each worker in a session of its own (torch.distributed.elastic's
+      subprocess handler: start_new_session), so a SIGKILL to torchrun's process group (a CI
+      timeout, `kill -9 -PGID`) does not reach the workers;
+    - the Prefect train task (tokclf.pipeline.train_process), which starts the training in a
+      session of its own too and names itself in LAUNCHER_PID_ENV.
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere, and for any other process, a no-op."""
     import ctypes
     import signal
     import sys
 
-    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+    # Taken out of the environment: what this process starts in turn has another parent.
+    launcher = os.environ.pop(LAUNCHER_PID_ENV, "")
+    if not (launcher.isdigit() or "TORCHELASTIC_RUN_ID" in os.environ) or not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    parent = int(launcher) if launcher.isdigit() else os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
@@ -299,8 +306,7 @@ def training_dir(target: Path, *, resume: str = "auto",
 
     check_target(target)
     rank, world = distributed_rank()
-    if world > 1:
-        die_with_launcher()
+    die_with_launcher()
     folder = run_folder(target)
     lock = None
     try:
