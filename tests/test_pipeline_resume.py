@@ -144,7 +144,7 @@ def test_sigkilled_training_process_is_retried_by_the_task_and_resumes(harness, 
     """The out-of-memory killer's way: SIGKILL to the training process alone, after epoch 1. The
     train task fails with the signal's name, Prefect retries it, the retry resumes from the newest
     checkpoint, and the flow completes with the model and metrics an uninterrupted run gives (same
-    72 optimizer steps, same scores). The Hub token in the parameters reaches the training process
+    optimizer steps, same scores). The Hub token in the parameters reaches the training process
     through its environment only: not its command line, its parameters file, or any log."""
     import re
     import sys
@@ -200,8 +200,50 @@ def test_sigkilled_training_process_is_retried_by_the_task_and_resumes(harness, 
     reference = _retry_project(tmp_path / "reference", tiny_model_dir, ner_jsonl_dir)
     training_flow(workdir=str(reference))
     trained, expected = (json.loads((r / "outputs" / "tiny" / "metrics.json").read_text()) for r in (root, reference))
-    assert trained["train"]["steps"] == expected["train"]["steps"] == 72
+    # Early stopping ends both at the same step (48: F1 1.0 from epoch 2 on, patience 2 epochs).
+    assert trained["train"]["steps"] == expected["train"]["steps"] > int(resumed.group(1))
     got, want = (json.loads((r / METRICS).read_text()) for r in (root, reference))
     for split in ("validation", "test"):
         for key in ("f1", "precision", "recall", "accuracy"):
             assert round(got[split][key], 4) == round(want[split][key], 4), (split, key)
+
+
+def test_sigterm_of_the_flow_run_reaches_the_training_process_which_checkpoints(harness, tiny_model_dir,
+                                                                                ner_jsonl_dir, tmp_path):
+    """A cancelled flow run (the Prefect runner sends SIGTERM to its process group; the training
+    process is in a session of its own, so only the train task's forwarded SIGTERM reaches it, once):
+    the training finishes its step, writes a checkpoint, exits 143, and is gone when the flow run's
+    process has exited. Nothing publishable is left."""
+    import re
+    import sys
+
+    from conftest import wait_until
+    from prefect.settings import PREFECT_API_URL
+
+    root = _retry_project(tmp_path / "project", tiny_model_dir, ner_jsonl_dir)
+    model = root / "outputs" / "tiny"
+    checkpoints = model.parent / ".tiny.run" / "checkpoints"
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(harness)}
+    log_path = tmp_path / "flow.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "flows", "run", "--config", "params.yaml", "--workdir", str(root)],
+                                cwd=Path(__file__).parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        started = wait_until(lambda: re.search(r"training process started \(pid (\d+)\)", log_path.read_text()),
+                             proc, timeout=600)
+        child = int(started.group(1))
+        wait_until(lambda: any(s >= 3 for s in _steps(checkpoints)), proc, timeout=600)
+        os.killpg(proc.pid, signal.SIGTERM)  # as the runner cancels: the flow run's whole group
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = log_path.read_text()
+    assert proc.returncode != 0
+    assert "the training process stopped (exit status 143)" in out, out[-4000:]
+    stopped = re.search(r"interrupted at step (\d+) of 72; run the same command again to resume", out)
+    assert stopped, out[-4000:]
+    assert int(stopped.group(1)) in _steps(checkpoints)  # the checkpoint of the step it stopped at
+    assert not Path(f"/proc/{child}").exists()  # no orphan training on
+    assert not model.exists() and not (root / "reports" / "metrics.json").exists()

@@ -171,6 +171,7 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float, on_line: Callable[[str]
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=grace_s)
+        on_line(f"the training process stopped ({describe_exit(proc.returncode)})")
     except subprocess.TimeoutExpired:
         on_line(f"the training process did not exit within {grace_s:.0f} s of SIGTERM: killing it")
         proc.kill()

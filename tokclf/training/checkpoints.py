@@ -118,12 +118,29 @@ def changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 # --- complete checkpoints -----------------------------------------------------------------------------
 
-def write_manifest(folder: Path, fingerprint: dict[str, Any]) -> None:
-    """Last file of a checkpoint: the run's fingerprint and the size of every file beside it."""
+def write_manifest(folder: Path, fingerprint: dict[str, Any], progress: dict[str, float] | None = None) -> None:
+    """Last file of a checkpoint: the run's fingerprint, the size of every file beside it, and the
+    run's progress so far (`progress`: see `read_progress`)."""
     from tokclf.core.fileio import write_json
 
     sizes = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    write_json(folder / MANIFEST, {"fingerprint": fingerprint, "files": sizes})
+    write_json(folder / MANIFEST, {"fingerprint": fingerprint, "files": sizes, **({"progress": progress} if progress else {})})
+
+
+def read_progress(folder: Path | None) -> dict[str, float]:
+    """What the run had done up to checkpoint `folder`, over all its processes: {"steps", "loss_sum"
+    (the training loss summed over those optimizer steps), "runtime_s", "cpu_s" (training time)}.
+    The Trainer forgets both when it resumes (its train loss and runtime cover its own process),
+    so a resumed run adds its own to these. Zeros for a fresh run; {} for a checkpoint of a tokclf
+    version that did not record it."""
+    zero = {"steps": 0, "loss_sum": 0.0, "runtime_s": 0.0, "cpu_s": 0.0}
+    if folder is None:
+        return zero
+    try:
+        progress = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("progress") or {}
+    except (OSError, ValueError):
+        return {}
+    return {k: progress[k] for k in zero} if set(zero) <= set(progress) and progress["steps"] == step_of(folder) else {}
 
 
 def checkpoint_problem(folder: Path) -> str | None:
