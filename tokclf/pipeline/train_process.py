@@ -67,9 +67,10 @@ class TrainingProcessError(TokclfError):
 
     prefix = ""
 
-    def __init__(self, what: str, *, returncode: int, where: str | None = None, fix: str | None = None) -> None:
+    def __init__(self, what: str, *, returncode: int, where: str | None = None, fix: str | None = None,
+                 code: str | None = None) -> None:
         self.returncode = returncode
-        super().__init__(what, where=where, fix=fix)
+        super().__init__(what, where=where, fix=fix, code=code)
 
 
 def child_command(config: Path, *, data_dir: str | Path, features_dir: str | Path, report_path: str | Path,
