@@ -177,6 +177,7 @@ def test_sigkilled_training_process_is_retried_by_the_task_and_resumes(harness, 
 
         wait_until(lambda: any(s >= 14 for s in _steps(checkpoints)), proc, timeout=600)  # past epoch 1 (12)
         os.kill(child, signal.SIGKILL)
+        assert not model.exists() and not (root / PUBLISH).exists()  # nothing to publish from a half run
         assert proc.wait(timeout=900) == 0, log_path.read_text()[-4000:]
     finally:
         if proc.poll() is None:
