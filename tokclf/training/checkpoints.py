@@ -124,7 +124,10 @@ def write_manifest(folder: Path, fingerprint: dict[str, Any], progress: dict[str
     from tokclf.core.fileio import write_json
 
     sizes = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    write_json(folder / MANIFEST, {"fingerprint": fingerprint, "files": sizes, **({"progress": progress} if progress else {})})
+    manifest: dict[str, Any] = {"fingerprint": fingerprint, "files": sizes}
+    if progress:
+        manifest["progress"] = progress
+    write_json(folder / MANIFEST, manifest)
 
 
 def read_progress(folder: Path | None) -> dict[str, float]:

@@ -232,7 +232,7 @@ class TokclfTrainer(Trainer):
             return None
         wall, cpu = self.train_started
         pending = getattr(self, "_tr_loss", None)
-        loss = float(getattr(self, "_total_loss_scalar", 0.0)) + (float(pending.item()) if pending is not None else 0.0)
+        loss = float(getattr(self, "_total_loss_scalar", 0.0)) + (float(pending) if pending is not None else 0.0)
         before = self.progress_before
         return {"steps": int(self.state.global_step), "loss_sum": before["loss_sum"] + loss,
                 "runtime_s": before["runtime_s"] + time.perf_counter() - wall,
