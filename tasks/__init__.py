@@ -11,12 +11,15 @@ Caching (results persisted, by default under <workdir>/.tokclf-cache/prefect-res
 - train, evaluate and publish are never cached (a rerun means: do it again).
 
 Retries: publish retries 3 times (exponential backoff 10 s, 20 s, 40 s with jitter), only on
-transient Hub errors (tasks.hub.retry_transient_hub_errors). train retries twice when training
-itself crashed (`retry_crashed_training`: an exception that is not a TokclfError, e.g. out of
-memory or a failed write); each retry resumes from the run's newest checkpoint
-(tokclf.training.checkpoints), so it costs the steps since then, not the run. A killed flow
-process cannot retry itself: running the flow (or the deployment) again resumes the same way. The
-other stages are deterministic, so a retry would fail the same way.
+transient Hub errors (tasks.hub.retry_transient_hub_errors). train runs the training in a child
+process (tokclf.pipeline.train_process), so a crash of the training (killed by the out-of-memory
+killer or `kill -9`, a traceback) is a failure of the task, not of the flow run; it retries twice
+on those (`retry_crashed_training`: an exception that is not a TokclfError), each retry resuming
+from the run's newest checkpoint (tokclf.training.checkpoints), so it costs the steps since then,
+not the run. A tokclf error or an interruption (SIGTERM) of the training is not retried. A killed
+flow process cannot retry itself (its training child dies with it): running the flow (or the
+deployment) again resumes the same way. The other stages are deterministic, so a retry would fail
+the same way.
 
 The Hub token of a Prefect Secret block (`hub_token_secret`) is read inside the publish task
 (tasks.hub), so it is never a task parameter, a result or a log line.
@@ -86,6 +89,19 @@ def tokenize_task(params: TokenClassificationParams, data_dir: str, out_dir: str
     return stages.tokenize(params, data_dir=data_dir, out_dir=out_dir)
 
 
+def _run_logger() -> Any:
+    """The task run's logger (lines reach the Prefect UI); tokclf's own outside a run (`.fn()`)."""
+    import logging
+
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("tokclf")
+
+
 def retry_crashed_training(task: Any, task_run: Any, state: Any) -> bool:
     """`retry_condition_fn` of the train task: retry a crash of the training (it resumes from its
     checkpoints), never a TokclfError (bad data, a refused resume, a signal: the same again)."""
@@ -102,8 +118,18 @@ def retry_crashed_training(task: Any, task_run: Any, state: Any) -> bool:
       retry_condition_fn=retry_crashed_training)
 def train_task(params: TokenClassificationParams, data_dir: str, features_dir: str, report_path: str,
                out_dir: str) -> dict[str, Any]:
-    """Fine-tune; writes the model folder (tokclf.pipeline.stages.train)."""
-    return stages.train(params, data_dir=data_dir, features_dir=features_dir, report_path=report_path, out_dir=out_dir)
+    """Fine-tune in a child process (`tokclf stage train`, tokclf.pipeline.train_process); writes the
+    model folder. A retry resumes from the newest checkpoint (resume=auto)."""
+    from prefect.runtime import task_run
+
+    from tokclf.pipeline.train_process import train_in_child
+
+    logger = _run_logger()
+    attempt = int(task_run.run_count or 1)
+    if attempt > 1:
+        logger.info("train: attempt %d, resuming from the newest checkpoint of the run folder", attempt)
+    return train_in_child(params, data_dir=data_dir, features_dir=features_dir, report_path=report_path,
+                          out_dir=out_dir, resume="auto" if attempt > 1 else None, on_line=logger.info)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, retries=0)

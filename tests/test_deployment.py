@@ -74,13 +74,20 @@ def wait_for(check, timeout: float, what: str, logs: list[Path]) -> None:
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
 
 
-def test_deployment_run_on_a_real_server(tiny_model_dir, ner_jsonl_dir, tmp_path):
+def _deployment(api: str, name: str) -> dict | None:
     import httpx
 
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copytree(ner_jsonl_dir, project / "source")
-    write_params(project, tiny_model_dir, project / "source")
+    try:
+        r = httpx.get(f"{api}/deployments/name/{name}", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def _serve(project: Path, tmp_path: Path, procs: Processes) -> tuple[dict, str, list[Path]]:
+    """A Prefect server on a free port and `python -m flows serve` for `project`: (env, api, logs)."""
+    import httpx
+
     home = tmp_path / "prefect-home"
     home.mkdir()
     port = free_port()
@@ -99,26 +106,32 @@ def test_deployment_run_on_a_real_server(tiny_model_dir, ner_jsonl_dir, tmp_path
     }
     prefect = str(Path(sys.executable).parent / "prefect")
     logs = [tmp_path / "server.log", tmp_path / "serve.log"]
+    procs.start([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], logs[0], env=env)
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{api}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, 180, "the Prefect server", logs)
+    procs.start([sys.executable, "-m", "flows", "serve", "--workdir", str(project)], logs[1], env=env, cwd=REPO)
+    return env, api, logs
+
+
+def test_deployment_run_on_a_real_server(tiny_model_dir, ner_jsonl_dir, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(ner_jsonl_dir, project / "source")
+    write_params(project, tiny_model_dir, project / "source")
+    prefect = str(Path(sys.executable).parent / "prefect")
     procs = Processes()
     try:
-        procs.start([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], logs[0], env=env)
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{api}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 180, "the Prefect server", logs)
-        serve = procs.start([sys.executable, "-m", "flows", "serve", "--workdir", str(project)], logs[1], env=env,
-                            cwd=REPO)
+        env, api, logs = _serve(project, tmp_path, procs)
+        serve = procs.procs[-1][0]
 
         def deployment(name: str) -> dict | None:
-            try:
-                r = httpx.get(f"{api}/deployments/name/{name}", timeout=5)
-            except httpx.HTTPError:
-                return None
-            return r.json() if r.status_code == 200 else None
+            return _deployment(api, name)
 
         wait_for(lambda: deployment("token-classification/train") and deployment("token-classification-retrain/scheduled"),
                  180, "the served deployments", logs)
@@ -141,5 +154,61 @@ def test_deployment_run_on_a_real_server(tiny_model_dir, ner_jsonl_dir, tmp_path
         assert (project / "outputs" / "tiny" / "model.safetensors").is_file()
 
         assert procs.stop(serve), "serve did not stop on SIGTERM"
+    finally:
+        procs.stop_all()
+
+
+def test_cancelling_a_deployment_run_checkpoints_the_training(tiny_model_dir, ner_jsonl_dir, tmp_path):
+    """`prefect flow-run cancel` of a served run while it trains: the runner sends SIGTERM to the flow
+    run's process group, the train task forwards one SIGTERM to its training process (a session of
+    its own), which finishes its step, writes a checkpoint and exits 143; the run ends Cancelled,
+    no training process is left, and nothing was published."""
+    import re
+
+    import httpx
+    import yaml
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(ner_jsonl_dir, project / "source")
+    config = write_params(project, tiny_model_dir, project / "source", checkpoint_minutes=0.00001)
+    spec = yaml.safe_load(config.read_text())
+    spec["train"].update(epochs=6, batch_size=4)  # 72 steps, a checkpoint after each
+    config.write_text(yaml.safe_dump(spec, sort_keys=False))
+    checkpoints = project / "outputs" / ".tiny.run" / "checkpoints"
+    prefect = str(Path(sys.executable).parent / "prefect")
+    procs = Processes()
+    try:
+        env, api, logs = _serve(project, tmp_path, procs)
+        wait_for(lambda: _deployment(api, "token-classification/train"), 180, "the served deployment", logs)
+        created = subprocess.run([prefect, "deployment", "run", "token-classification/train"], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert created.returncode == 0, created.stdout + created.stderr
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", created.stdout).group(1)
+
+        def steps() -> list[int]:
+            try:
+                return sorted(int(p.name.split("-")[1]) for p in checkpoints.iterdir() if p.name.startswith("checkpoint-"))
+            except FileNotFoundError:
+                return []
+
+        wait_for(lambda: any(s >= 3 for s in steps()), 600, "a checkpoint of the deployment run", logs)
+        child = int(re.search(r"training process started \(pid (\d+)\)", logs[1].read_text()).group(1))
+        cancel = subprocess.run([prefect, "flow-run", "cancel", run_id], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+
+        def state() -> str:
+            return httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["state"]["type"]
+
+        wait_for(lambda: state() in ("CANCELLED", "CRASHED", "FAILED", "COMPLETED"), 300, "the run to end", logs)
+        assert state() == "CANCELLED"
+        wait_for(lambda: "the training process stopped" in logs[1].read_text(), 60, "the training's exit", logs)
+        out = logs[1].read_text()
+        assert "the training process stopped (exit status 143)" in out, out[-4000:]
+        stopped = re.search(r"interrupted at step (\d+) of 72; run the same command again to resume", out)
+        assert stopped and int(stopped.group(1)) in steps(), out[-4000:]
+        assert not Path(f"/proc/{child}").exists()  # no orphan training on
+        assert not (project / "outputs" / "tiny").exists() and not (project / "reports" / "metrics.json").exists()
     finally:
         procs.stop_all()

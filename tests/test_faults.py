@@ -207,6 +207,56 @@ def test_full_output_disk_is_a_clear_error_and_the_run_resumes_once_there_is_roo
     assert rounded(got) == rounded(want)
 
 
+# A folder nothing may write to. The tests run as root, which `chmod` does not stop; a read-only
+# bind mount does, made in a user + mount namespace of the command's own (`unshare -rm`: no
+# privilege needed, nothing changes outside the command).
+_READ_ONLY = 'dir=$1; shift; mount --bind -o ro "$dir" "$dir" && exec "$@"'
+
+
+def read_only(folder: Path, cmd: list[str]) -> list[str]:
+    """`cmd` run with `folder` (and everything under it) read-only."""
+    return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _READ_ONLY, "sh", str(folder), *cmd]
+
+
+def _read_only_works(folder: Path) -> str | None:
+    """None when `read_only` makes `folder` unwritable here, else why not."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        return "no `unshare` (util-linux)"
+    probe = subprocess.run(read_only(folder, ["touch", str(folder / ".probe")]), capture_output=True, text=True)
+    if probe.returncode == 0:
+        (folder / ".probe").unlink()
+        return "the read-only bind mount did not stop a write"
+    if "Read-only file system" not in probe.stderr:
+        return f"user + mount namespaces are not allowed here ({probe.stderr.strip()[:200]})"
+    return None
+
+
+def test_unwritable_output_folder_is_a_clear_error_and_the_previous_model_is_untouched(
+        tiny_model_dir, ner_jsonl_dir, uninterrupted, tmp_path):
+    """`tokclf train` into an output whose folder is read-only (a read-only file system or bind
+    mount; for root, that is what "not writable" means): a tokclf error naming the path, exit 2, no
+    traceback, the previously published model byte for byte as it was, nothing left beside it."""
+    import shutil
+
+    parent = tmp_path / "published"
+    parent.mkdir()
+    why = _read_only_works(parent)
+    if why is not None:
+        pytest.skip(f"cannot make a folder unwritable for root: {why}")
+    out = parent / "model"
+    shutil.copytree(uninterrupted, out)  # the previously published model
+    previous = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    done = subprocess.run(read_only(parent, train_cmd(tiny_model_dir, ner_jsonl_dir, out)), capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"cannot write the run folder {run_folder(out)}: Read-only file system" in done.stderr, done.stderr[-3000:]
+    assert "How to fix: choose a project_name on a writable disk" in done.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == previous
+    assert sorted(p.name for p in parent.iterdir()) == ["model"]
+
+
 def wait_for_lock_free(lock: Path, timeout: float = 60) -> None:
     import fcntl
 

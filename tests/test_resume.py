@@ -100,6 +100,9 @@ def test_interrupted_and_killed_run_resumes_to_the_same_result(tiny_model_dir, t
     assert not out.exists()
 
     # 4. Rerun to the end: the same metrics and the same number of optimizer steps.
+    newest = out.parent / ".model.run" / "checkpoints" / f"checkpoint-{checkpoint_steps(out)[-1]}"
+    progress = json.loads((newest / "tokclf_checkpoint.json").read_text())["progress"]  # of runs 1 and 2
+    assert progress["steps"] == checkpoint_steps(out)[-1] and progress["runtime_s"] > 0
     final = subprocess.run(train_cmd(tiny_model_dir, out, *every_step), capture_output=True, text=True, cwd=tmp_path)
     assert final.returncode == 0, final.stderr[-3000:]
     assert "resuming from" in final.stderr
@@ -109,6 +112,16 @@ def test_interrupted_and_killed_run_resumes_to_the_same_result(tiny_model_dir, t
     assert got["train"]["steps"] == want["train"]["steps"] == STEPS_PER_EPOCH * EPOCHS
     assert rounded(got) == rounded(want)
     assert got["best_checkpoint"] == want["best_checkpoint"]
+    # The training loss and time cover the whole run (carried in the checkpoints), not the last of
+    # its three processes: the loss is the uninterrupted run's, up to float summation order, and the
+    # time adds the last process's own (the Trainer's train_runtime, measured inside ours) to the
+    # time the checkpoint it resumed from recorded for the processes before it.
+    assert resumed_step == progress["steps"]
+    assert got["train"]["loss"] == pytest.approx(want["train"]["loss"], rel=1e-5)
+    log = json.loads((out / "training_log.json").read_text())
+    last_process = [e["train_runtime"] for e in log if "train_runtime" in e][-1]
+    assert got["train"]["runtime_s"] >= progress["runtime_s"] + last_process - 0.02
+    assert got["train"]["cpu_s"] > progress["cpu_s"]
     # On CPU every kernel used here is deterministic: the weights are the same bits.
     assert (out / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
     # Nothing left beside the output: the run folder became the model folder.

@@ -290,3 +290,40 @@ def test_train_stage_under_torchrun(run, tmp_path):
     assert (out / "model.safetensors").is_file() and (out / RUN_RECORD).is_file()
     assert "validation" in json.loads((out / "metrics.json").read_text())
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ddp-model")] == []  # nothing left over
+
+
+def test_train_task_child_process_errors(run, tmp_path):
+    """The Prefect train task's child process (tokclf.pipeline.train_process): a tokclf error in it
+    (here: no features folder) comes back as a TokclfError carrying the child's message, which the
+    task does not retry; the way other exits are told apart (a crash is retried)."""
+    from prefect.states import Failed
+
+    import tasks
+    from tokclf.pipeline.train_process import TrainingCrashed, TrainingProcessError, classify_exit, train_in_child
+
+    params, paths, _ = run
+    lines: list[str] = []
+    missing = tmp_path / "no-features"
+    with pytest.raises(TrainingProcessError) as err:
+        train_in_child(params, data_dir=paths.validated, features_dir=missing, report_path=paths.validation_report,
+                       out_dir=tmp_path / "model", on_line=lines.append)
+    assert err.value.returncode == 2 and "(exit status 2)" in str(err.value) and str(missing) in str(err.value)
+    assert "Traceback" not in str(err.value) and any(str(missing) in line for line in lines)
+    assert not (tmp_path / "model").exists()
+    assert tasks.retry_crashed_training(tasks.train_task, None, Failed(data=err.value)) is False
+
+    run_dir = tmp_path / ".model.run"
+    traceback = ["Traceback (most recent call last):", '  File "x.py", line 1', "RuntimeError: not enough memory"]
+    for code, tail, kind, said in (
+        (-9, [], TrainingCrashed, "died of signal SIGKILL (9) (the out-of-memory killer"),
+        (-11, [], TrainingCrashed, "died of signal SIGSEGV (11)"),
+        (1, traceback, TrainingCrashed, "failed (exit status 1)"),
+        (1, ["error: data validation failed"], TrainingProcessError, "stopped with an error (exit status 1)"),
+        (143, ["interrupted at step 3 of 9; run the same command again to resume"], TrainingProcessError,
+         "interrupted (exit status 143)"),
+    ):
+        problem = classify_exit(code, tail, run_dir=run_dir)
+        assert isinstance(problem, kind) and said in str(problem), (code, str(problem))
+        retried = tasks.retry_crashed_training(tasks.train_task, None, Failed(data=problem))
+        assert retried is (kind is TrainingCrashed), code
+    assert classify_exit(0, [], run_dir=run_dir) is None

@@ -37,6 +37,7 @@ PARTIAL = ".partial"          # in CHECKPOINTS: the checkpoint being written
 MANIFEST = "tokclf_checkpoint.json"
 RUN_FILE = "run.json"         # in the run folder: the tracker run to continue
 LOCK = ".lock"
+LAUNCHER_PID_ENV = "TOKCLF_LAUNCHER_PID"  # set by a launcher this process must not outlive
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 _FRESH = "run the same command with --resume never to start fresh (the old checkpoints are removed)"
 
@@ -117,12 +118,32 @@ def changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 # --- complete checkpoints -----------------------------------------------------------------------------
 
-def write_manifest(folder: Path, fingerprint: dict[str, Any]) -> None:
-    """Last file of a checkpoint: the run's fingerprint and the size of every file beside it."""
+def write_manifest(folder: Path, fingerprint: dict[str, Any], progress: dict[str, float] | None = None) -> None:
+    """Last file of a checkpoint: the run's fingerprint, the size of every file beside it, and the
+    run's progress so far (`progress`: see `read_progress`)."""
     from tokclf.core.fileio import write_json
 
     sizes = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    write_json(folder / MANIFEST, {"fingerprint": fingerprint, "files": sizes})
+    manifest: dict[str, Any] = {"fingerprint": fingerprint, "files": sizes}
+    if progress:
+        manifest["progress"] = progress
+    write_json(folder / MANIFEST, manifest)
+
+
+def read_progress(folder: Path | None) -> dict[str, float]:
+    """What the run had done up to checkpoint `folder`, over all its processes: {"steps", "loss_sum"
+    (the training loss summed over those optimizer steps), "runtime_s", "cpu_s" (training time)}.
+    The Trainer forgets both when it resumes (its train loss and runtime cover its own process),
+    so a resumed run adds its own to these. Zeros for a fresh run; {} for a checkpoint of a tokclf
+    version that did not record it."""
+    zero = {"steps": 0, "loss_sum": 0.0, "runtime_s": 0.0, "cpu_s": 0.0}
+    if folder is None:
+        return zero
+    try:
+        progress = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("progress") or {}
+    except (OSError, ValueError):
+        return {}
+    return {k: progress[k] for k in zero} if set(zero) <= set(progress) and progress["steps"] == step_of(folder) else {}
 
 
 def checkpoint_problem(folder: Path) -> str | None:
@@ -262,18 +283,24 @@ def update_run_file(folder: Path, **values: Any) -> None:
 
 
 def die_with_launcher() -> None:
-    """Under torchrun, end this worker when the launcher dies. torchrun starts each worker in a
-    session of its own (torch.distributed.elastic's subprocess handler: start_new_session), so a
-    SIGKILL to torchrun's process group (a CI timeout, `kill -9 -PGID`) leaves the workers training
-    on, orphaned: they hold the run folder's lock and a relaunch is refused, or they finish and a
-    relaunch trains again. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    """End this process when the process that launched it dies, so that no orphan trains on and
+    holds the run folder's lock (a relaunch is then refused, or it finishes and a relaunch trains
+    again). Two launchers ask for it:
+    - torchrun: it starts each worker in a session of its own (torch.distributed.elastic's
+      subprocess handler: start_new_session), so a SIGKILL to torchrun's process group (a CI
+      timeout, `kill -9 -PGID`) does not reach the workers;
+    - the Prefect train task (tokclf.pipeline.train_process), which starts the training in a
+      session of its own too and names itself in LAUNCHER_PID_ENV.
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere, and for any other process, a no-op."""
     import ctypes
     import signal
     import sys
 
-    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+    # Taken out of the environment: what this process starts in turn has another parent.
+    launcher = os.environ.pop(LAUNCHER_PID_ENV, "")
+    if not (launcher.isdigit() or "TORCHELASTIC_RUN_ID" in os.environ) or not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    parent = int(launcher) if launcher.isdigit() else os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
@@ -299,8 +326,7 @@ def training_dir(target: Path, *, resume: str = "auto",
 
     check_target(target)
     rank, world = distributed_rank()
-    if world > 1:
-        die_with_launcher()
+    die_with_launcher()
     folder = run_folder(target)
     lock = None
     try:

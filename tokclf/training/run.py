@@ -231,7 +231,7 @@ def fit(
         training_arguments,
         uses_lazy_embedding_updates,
     )
-    from tokclf.training.checkpoints import resume_point, run_fingerprint
+    from tokclf.training.checkpoints import read_progress, resume_point, run_fingerprint
     from tokclf.training.model_init import load_for_labels
     from tokclf.training.trainer import CheckpointSchedule, DropExtraColumns, TokclfTrainer
 
@@ -297,6 +297,9 @@ def fit(
     mark("trainer_setup")
     started = time.perf_counter()
     cpu_started = time.process_time()
+    # Loss and training time of the processes before this one (a resumed run): metrics cover the run.
+    before = read_progress(resume_from)
+    trainer.progress_before, trainer.train_started = before, (started, cpu_started)
     if resume_from is not None:
         log.info("resuming from %s (step %s)", resume_from, resume_from.name.rsplit("-", 1)[-1])
     train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -304,6 +307,16 @@ def fit(
     mark("training")
     # CPU seconds of this process (all threads): steadier than wall-clock on a shared machine.
     train_cpu_seconds = time.process_time() - cpu_started
+    train_loss = float(train_output.training_loss)
+    if before:
+        # The Trainer's loss is the mean over this process's steps; the run's is over all of them.
+        steps_here = trainer.state.global_step - before["steps"]
+        train_loss = (before["loss_sum"] + train_loss * steps_here) / max(trainer.state.global_step, 1)
+        train_seconds += before["runtime_s"]
+        train_cpu_seconds += before["cpu_s"]
+    elif resume_from is not None:
+        log.info("%s records no progress (an older tokclf): the training loss and time in metrics.json cover "
+                 "this process only", resume_from)
     if sparse:
         from tokclf.training import sparse_embeddings
 
@@ -319,7 +332,7 @@ def fit(
         "train": {
             "runtime_s": round(train_seconds, 2),
             "cpu_s": round(train_cpu_seconds, 2),
-            "loss": float(train_output.training_loss),
+            "loss": train_loss,
             "epochs": epochs,
             "steps": int(trainer.state.global_step),
             "sentences": sentences,

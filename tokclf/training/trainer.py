@@ -129,6 +129,10 @@ class TokclfTrainer(Trainer):
         self.scorer = scorer
         # What a run resuming from this run's checkpoints must match (written into each one).
         self.fingerprint = fingerprint or {}
+        # The run's progress before this process (checkpoints.read_progress) and when this process
+        # began training (perf_counter, process_time): set by run.fit.
+        self.progress_before: dict[str, float] = {}
+        self.train_started: tuple[float, float] | None = None
         self._partial_root: str | None = None
         # Full scores of every evaluation by global step: the run's final validation scores are
         # those of the evaluation of the model it ends with, not a second pass over the split.
@@ -209,7 +213,7 @@ class TokclfTrainer(Trainer):
             self.state.save_to_json(str(partial_root / name / "trainer_state.json"))
         self.accelerator.wait_for_everyone()  # every rank's RNG file is in before the rename
         if self.args.should_save:
-            write_manifest(partial_root / name, self.fingerprint)
+            write_manifest(partial_root / name, self.fingerprint, self.progress())
             if final.exists():
                 shutil.rmtree(final)
             os.replace(partial_root / name, final)
@@ -218,6 +222,21 @@ class TokclfTrainer(Trainer):
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
         self.accelerator.wait_for_everyone()
         self._last_saved = self.state.global_step
+
+    def progress(self) -> dict[str, float] | None:
+        """The run's progress at this step over all its processes (checkpoints.read_progress): what
+        the checkpoint resumed from recorded (`progress_before`) plus this process's share. The
+        loss: the Trainer's sum of logged windows plus the window not logged yet (`_tr_loss`, this
+        rank's under DDP). None before `train_started` is set (fit sets both)."""
+        if self.train_started is None or not self.progress_before:
+            return None
+        wall, cpu = self.train_started
+        pending = getattr(self, "_tr_loss", None)
+        loss = float(getattr(self, "_total_loss_scalar", 0.0)) + (float(pending) if pending is not None else 0.0)
+        before = self.progress_before
+        return {"steps": int(self.state.global_step), "loss_sum": before["loss_sum"] + loss,
+                "runtime_s": before["runtime_s"] + time.perf_counter() - wall,
+                "cpu_s": before["cpu_s"] + time.process_time() - cpu}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Batches grouped by length hold very different numbers of labelled tokens (16 table
