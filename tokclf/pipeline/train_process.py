@@ -134,11 +134,11 @@ def classify_exit(returncode: int, tail: list[str], *, run_dir: Path) -> Excepti
         return TrainingProcessError(
             f"the training process was interrupted ({how}) and wrote a checkpoint: {last.splitlines()[-1] if last else ''}",
             returncode=returncode, where=str(run_dir),
-            fix="run the flow again: training resumes from that checkpoint.",
+            fix="run the flow again: training resumes from that checkpoint.", code="E7012",
         )
     if returncode == TokclfError.exit_code or (returncode == 1 and _tokclf_error(tail) is not None):
         return TrainingProcessError(
-            f"the training process stopped with an error ({how}):\n{_tokclf_error(tail) or last}", returncode=returncode,
+            f"the training process stopped with an error ({how}):\n{_tokclf_error(tail) or last}", returncode=returncode, code="E7013",
         )
     if returncode < 0:
         cause = " (the out-of-memory killer or `kill -9`)" if returncode == -signal.SIGKILL else ""
