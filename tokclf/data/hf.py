@@ -11,7 +11,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.data.labels import RawSplit
-from tokclf.data.tabular import check_record, missing_column
+from tokclf.data.tabular import check_record, missing_column, set_documents
 
 # Files `save_to_disk` writes: a DatasetDict has dataset_dict.json, a Dataset has the other two.
 SAVED_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
@@ -66,11 +66,15 @@ def classlabel_names(feature: Any) -> list[str] | None:
 
 
 def raw_from_dataset(
-    ds: Any, *, source: str, tokens_column: str = "tokens", tags_column: str = "tags", max_samples: int | None = None
+    ds: Any, *, source: str, tokens_column: str = "tokens", tags_column: str = "tags", max_samples: int | None = None,
+    document_column: str | None = None,
 ) -> RawSplit:
-    """One datasets.Dataset -> RawSplit (tags as stored; ClassLabel names kept)."""
+    """One datasets.Dataset -> RawSplit (tags as stored; ClassLabel names kept; documents from
+    `document_column`, `tokclf.data.tabular.set_documents`)."""
     columns = list(ds.column_names)
-    for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+    wanted = ((tokens_column, "tokens_column"), (tags_column, "tags_column")) + (
+        ((document_column, "document_column"),) if document_column is not None else ())
+    for name, which in wanted:
         if name not in columns:
             raise missing_column(name, which, columns, source)
     if max_samples is not None and max_samples < len(ds):
@@ -85,4 +89,6 @@ def raw_from_dataset(
         out.tags.append(tags)
         out.lines.append(i)
         out.documents.append(0)
+    if document_column is not None:
+        set_documents(out, ds.select_columns([document_column]).to_dict()[document_column], document_column)
     return out

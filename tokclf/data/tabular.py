@@ -8,6 +8,9 @@ Places: CSV rows are counted 1-based over data rows (the header is not counted, 
 skipped), so "row 1" is the first sentence, as pandas and spreadsheets number them; parse errors
 also give the physical line. JSON arrays and Parquet: "row N" is the 1-based record index.
 JSON Lines: "line N" is the physical line.
+
+Documents (for document context): with `document_column`, rows that share its value form one
+document, their sentences in row order (`set_documents`); without it every row stands alone.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import ast
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +54,8 @@ def missing_column(name: str, which: str, columns: list[str], where: str) -> Dat
     return DataError(
         f"column {name!r} not found; the columns are: {', '.join(map(repr, columns)) or '(none)'}",
         where=where,
-        fix=f"set {which} to the column holding the {'words' if which == 'tokens_column' else 'tags'}.", code="E2096",
+        fix=f"set {which} to the column holding the "
+        f"{ {'tokens_column': 'words', 'document_column': 'document ids'}.get(which, 'tags') }.", code="E2096",
     )
 
 
@@ -94,11 +99,53 @@ def check_record(tokens: Any, tags: Any, *, tokens_column: str, tags_column: str
     return tokens, tags
 
 
-def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str) -> RawSplit:
+def _document_key(value: Any) -> Any:
+    """A document id cell as a dict key (lists and objects by their JSON text); None: no document."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def set_documents(out: RawSplit, values: Sequence[Any], column: str) -> RawSplit:
+    """Rows whose `values` (the document_column cells, one per sentence) are equal form one
+    document, its sentences in row order: DOCUMENT numbers the documents by first appearance,
+    SENTENCE counts each one's rows from 0. A document whose rows are not next to each other is
+    moved together (a stable regrouping, noted), because document context finds a sentence's
+    neighbours as adjacent rows. An empty (null) cell leaves its row alone (SENTENCE -1)."""
+    ids: dict[Any, int] = {}
+    docs: list[int] = []
+    alone: list[bool] = []
+    for value in values:
+        key = _document_key(value)
+        alone.append(key is None)
+        docs.append(len(ids) + len(docs) if key is None else ids.setdefault(key, len(ids)))
+    seen: Counter[int] = Counter()
+    positions = []
+    for d, lone in zip(docs, alone):
+        positions.append(-1 if lone else seen[d])
+        seen[d] += 1
+    # Documents numbered 0.. by first appearance (lone rows take the next free number).
+    renumber = {d: k for k, d in enumerate(dict.fromkeys(docs))}
+    docs = [renumber[d] for d in docs]
+    order = sorted(range(len(docs)), key=docs.__getitem__)
+    if order != list(range(len(docs))):
+        out.tokens = [out.tokens[i] for i in order]
+        out.tags = [out.tags[i] for i in order]
+        out.lines = [out.lines[i] for i in order]
+        out.notes.append(f"{out.source}: rows of the same {column!r} value were not next to each other; "
+                         "they were grouped by document (in row order within each).")
+    out.documents = [docs[i] for i in order]
+    out.positions = [positions[i] for i in order]
+    return out
+
+
+def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str,
+                   document_column: str | None = None) -> RawSplit:
     """(place, record dict) pairs -> RawSplit, checking keys and types."""
     if not records:
         raise DataError("no records found", where=str(path), fix="add one record per sentence.", code="E2103")
     out = RawSplit([], [], [], [], str(path), unit)
+    document_values: list[Any] = []
     for place, rec in records:
         where = f"{path}, {unit} {place}"
         if not isinstance(rec, dict):
@@ -107,21 +154,27 @@ def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens
         for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
             if name not in rec:
                 raise missing_column(name, which, list(rec), where)
+        if document_column is not None:
+            if document_column not in rec:
+                raise missing_column(document_column, "document_column", list(rec), where)
+            document_values.append(rec[document_column])
         tokens, tags = check_record(rec[tokens_column], rec[tags_column], tokens_column=tokens_column,
                                     tags_column=tags_column, where=where)
         out.tokens.append(tokens)
         out.tags.append(tags)
         out.lines.append(place)
         out.documents.append(0)
-    return out
+    return out if document_column is None else set_documents(out, document_values, document_column)
 
 
-def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+             document_column: str | None = None) -> RawSplit:
     text = read_text(path)
     # strict: a stray quote is an error instead of silently gluing rows together.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     out = RawSplit([], [], [], [], str(path), "row")
     header: list[str] | None = None
+    document_values: list[str] = []
     row_no = 0
     last_line = 0
     while True:
@@ -144,6 +197,10 @@ def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
                 if name not in header:
                     raise missing_column(name, which, header, f"{path}, line {start_line} (header)")
                 idx[name] = header.index(name)
+            if document_column is not None:
+                if document_column not in header:
+                    raise missing_column(document_column, "document_column", header, f"{path}, line {start_line} (header)")
+                idx[document_column] = header.index(document_column)
             continue
         row_no += 1
         where = f"{path}, row {row_no} (line {start_line})"
@@ -159,10 +216,12 @@ def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
         out.tags.append(tags)
         out.lines.append(row_no)
         out.documents.append(0)
+        if document_column is not None:
+            document_values.append(row[idx[document_column]].strip() or None)
     if header is None or not out.tokens:
         raise DataError("no data rows (only a header)" if header else "the file is empty", where=str(path),
                         fix="add one row per sentence under the header 'tokens,tags'.", code="E2107")
-    return out
+    return out if document_column is None else set_documents(out, document_values, document_column)
 
 
 def _json_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> DataError:
@@ -189,19 +248,22 @@ def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
     return json_lines(text, lambda exc, offset: _json_error(path, exc, offset))
 
 
-def read_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+def read_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+               document_column: str | None = None) -> RawSplit:
     text = read_text(path)
-    return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column)
+    return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column, document_column)
 
 
-def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+              document_column: str | None = None) -> RawSplit:
     """A JSON array of records, {"<key>": [records]}, columns {"tokens": [...], "tags": [...]}, or JSON lines."""
     text = read_text(path)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # several top-level values: JSON Lines saved as .json
-            return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column)
+            return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column,
+                                  document_column)
         raise _json_error(path, exc) from None
     if isinstance(doc, dict):
         if tokens_column in doc and isinstance(doc[tokens_column], list):
@@ -212,7 +274,11 @@ def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "
             if not isinstance(tags, list) or len(tags) != len(toks):
                 raise DataError(f"columns {tokens_column!r} and {tags_column!r} hold different numbers of sentences",
                                 where=str(path), fix="give both columns one entry per sentence.", code="E2109")
-            doc = [{tokens_column: a, tags_column: b} for a, b in zip(toks, tags)]
+            docs = doc.get(document_column) if document_column is not None else None
+            if document_column is not None and not isinstance(docs, list):
+                raise missing_column(document_column, "document_column", list(doc), str(path))
+            doc = [{tokens_column: a, tags_column: b} | ({document_column: docs[i]} if docs is not None else {})
+                   for i, (a, b) in enumerate(zip(toks, tags))]
         else:
             lists = [v for v in doc.values() if isinstance(v, list)]
             if len(lists) != 1:
@@ -221,20 +287,23 @@ def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "
     if not isinstance(doc, list):
         raise DataError(f"expected a JSON array of records, got {type(doc).__name__}", where=str(path),
                         fix='write [{"tokens": [...], "tags": [...]}, ...] or one object per line.', code="E2110")
-    return _records_split(list(enumerate(doc, 1)), path, "row", tokens_column, tags_column)
+    return _records_split(list(enumerate(doc, 1)), path, "row", tokens_column, tags_column, document_column)
 
 
-def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+                 document_column: str | None = None) -> RawSplit:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         schema = pq.read_schema(path)
         names = schema.names
-        for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+        wanted = ((tokens_column, "tokens_column"), (tags_column, "tags_column")) + (
+            ((document_column, "document_column"),) if document_column is not None else ())
+        for name, which in wanted:
             if name not in names:
                 raise missing_column(name, which, names, str(path))
-        table = pq.read_table(path, columns=[tokens_column, tags_column])
+        table = pq.read_table(path, columns=[name for name, _ in wanted])
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"not a readable Parquet file: {exc}", where=str(path),
                         fix="write it with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.", code="E2111") from None
@@ -244,6 +313,8 @@ def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
         [(i, {tokens_column: a, tags_column: b}) for i, (a, b) in enumerate(zip(tokens, tags), 1)],
         path, "row", tokens_column, tags_column,
     )
+    if document_column is not None:
+        set_documents(out, table.column(document_column).to_pylist(), document_column)
     out.label_names = _parquet_classlabel(schema, tags_column)
     return out
 
