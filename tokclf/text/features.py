@@ -15,6 +15,9 @@ Feature columns (one row per window; a sentence that fits is one window):
         previous piece's.
     window_start, window_end: the sentence's words [start, end) this row holds.
     length: number of pieces (specials included), for grouping batches by length.
+With `document_context` > 0, a row that holds a whole sentence also holds up to that many pieces of
+the neighbouring sentences of its document on each side (`tokclf.text.context`), word id -1 and
+label -100 there, within max_seq_length.
 Rows come in split order: example 0's windows first, left to right, then example 1's...
 
 `word_pieces` says which piece's model output each word takes (`tokclf.inference.forward` gathers
@@ -36,6 +39,7 @@ import numpy as np
 
 from tokclf.core.columns import TAGS, TOKENS
 from tokclf.text.alignment import align_labels_flat, build_continuation_map
+from tokclf.text.context import add_context, context_columns, continues, neighbour_pieces, with_neighbours
 from tokclf.text.windows import plan_windows
 
 logger = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ def tokenize_split(
     strategy: str,
     label_names: Sequence[str] | None,
     with_labels: bool = True,
+    document_context: int = 0,
 ) -> Any:
     """Turn a normalised split (columns tokens, tags) into unpadded model features (see module doc),
     as one in-memory datasets.Dataset of the shards of `feature_shards`.
@@ -74,12 +79,15 @@ def tokenize_split(
     label_names: used to map B-X -> I-X on continuation pieces with strategy "all".
     A word the tokenizer turns into no piece at all (e.g. "\\u200b" for BERT) is fed as the
     unknown token so every word has a first piece to carry its label and prediction.
+    document_context: pieces of neighbouring text of the same document on each side (0: none;
+        needs the DOCUMENT and SENTENCE columns, `tokclf.text.context`).
     """
     import datasets
     import pyarrow as pa
 
     shards = list(feature_shards(dataset, tokenizer, max_seq_length=max_seq_length, stride=stride,
-                                 strategy=strategy, label_names=label_names, with_labels=with_labels))
+                                 strategy=strategy, label_names=label_names, with_labels=with_labels,
+                                 document_context=document_context))
     return datasets.Dataset(shards[0] if len(shards) == 1 else pa.concat_tables(shards))
 
 
@@ -93,6 +101,7 @@ def feature_shards(
     label_names: Sequence[str] | None,
     with_labels: bool = True,
     shard_sentences: int | None = None,
+    document_context: int = 0,
 ) -> Iterator[Any]:
     """`tokenize_split`'s features as Arrow tables of `shard_sentences` sentences each, in split
     order (`example` counts from the split's start): the tokenize stage writes them one by one."""
@@ -108,21 +117,27 @@ def feature_shards(
     show = n > _PROGRESS_MIN_SENTENCES or sys.stderr.isatty()
     progress = _progress(n, show)
     continuation = build_continuation_map(label_names) if with_labels else {}
-    columns = dataset.select_columns([TOKENS, TAGS] if with_labels else [TOKENS])
+    document = context_columns(dataset.column_names) if document_context > 0 else []
+    columns = dataset.select_columns([TOKENS, TAGS] + document if with_labels else [TOKENS] + document)
     tables = dataset_tables(columns, shard_sentences or SHARD_SENTENCES) if n else iter([columns.with_format("arrow")[:]])
+    # With document context each shard also sees the rows next to it (bounded: tokclf.text.context).
+    shards = with_neighbours(tables, document_context) if document else ((t, None, None) for t in tables)
     first = 0
     # Straight from Arrow, a shard at a time (in the dataset's row order, even after select/shuffle):
     # much faster than datasets' row-by-row Column access, and bounded whatever the split's size.
-    for table in tables:
+    for table, before, after in shards:
         yield _shard(table, first, encoder, tokenizer, max_seq_length=max_seq_length, budget=budget, stride=stride,
-                     strategy=strategy, continuation=continuation, with_labels=with_labels, progress=progress)
+                     strategy=strategy, continuation=continuation, with_labels=with_labels, progress=progress,
+                     document_context=document_context if document else 0, before=before, after=after)
         first += table.num_rows
     progress.close()
 
 
 def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_length: int, budget: int, stride: int,
-           strategy: str, continuation: dict[int, int], with_labels: bool, progress: Any) -> Any:
-    """Features of one shard of sentences (an Arrow table; `first`: the split index of its first)."""
+           strategy: str, continuation: dict[int, int], with_labels: bool, progress: Any,
+           document_context: int = 0, before: Any = None, after: Any = None) -> Any:
+    """Features of one shard of sentences (an Arrow table; `first`: the split index of its first);
+    `before`/`after`: the rows next to the shard, read for document context only."""
     import pyarrow as pa
 
     sentences: list[list[str]] = table.column(TOKENS).to_pylist()
@@ -132,6 +147,7 @@ def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_leng
     # Per feature: (example, window_start, window_end, ids, type_ids, word_ids with None).
     rows: list[tuple[int, int, int, list[int], list[int], list[int | None]]] = []
     pending: list[tuple[int, int, int]] = []  # windows still to tokenize: (row index, start, end)
+    own_pieces: list[list[int]] = []  # each sentence's pieces without specials (document context)
     replaced = 0
     for lo in range(0, n, _CHUNK):
         chunk = sentences[lo:lo + _CHUNK]
@@ -147,6 +163,8 @@ def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_leng
                 sentences[i] = words
                 enc = encoder.encode(words, is_pretokenized=True, add_special_tokens=True)
                 word_ids = enc.word_ids
+            if document_context:
+                own_pieces.append([t for t, w in zip(enc.ids, word_ids) if w is not None])
             if len(enc.ids) <= max_seq_length:
                 rows.append((i, 0, len(words), enc.ids, enc.type_ids, word_ids))
                 continue
@@ -174,6 +192,8 @@ def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_leng
         finally:
             encoder.no_truncation()
     logger.debug("%d sentences -> %d features (%d windows of long sentences)", n, len(rows), len(pending))
+    if document_context:
+        rows = _with_document_context(rows, own_pieces, table, before, after, encoder, document_context, max_seq_length)
 
     lengths = np.fromiter((len(r[3]) for r in rows), dtype=np.int64, count=len(rows))
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -202,6 +222,32 @@ def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_leng
     out["window_end"] = pa.array(np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)))
     out["length"] = pa.array(lengths)
     return pa.table(out)
+
+
+def _with_document_context(rows: list[Any], own: list[list[int]], table: Any, before: Any, after: Any, encoder: Any,
+                           size: int, max_seq_length: int) -> list[Any]:
+    """`rows` with context pieces around every row that holds a whole sentence (tokclf.text.context)."""
+    import pyarrow as pa
+
+    def pieces_of(part: Any) -> list[list[int]]:
+        if part is None or part.num_rows == 0:
+            return []
+        encodings = encoder.encode_batch(part.column(TOKENS).to_pylist(), is_pretokenized=True, add_special_tokens=False)
+        return [enc.ids for enc in encodings]
+
+    names = context_columns(table.column_names)
+    parts = [p.select(names) for p in (before, table, after) if p is not None and p.num_rows]
+    link = continues(pa.concat_tables(parts)) if len(parts) > 1 else continues(table.select(names))
+    head = pieces_of(before)
+    pieces = head + own + pieces_of(after)
+    lefts, rights = neighbour_pieces(pieces, link, size, range(len(head), len(head) + len(own)))
+    windows = np.bincount([row[0] for row in rows], minlength=len(own))
+    out = []
+    for i, start, end, ids, type_ids, word_ids in rows:
+        if windows[i] == 1:  # a sentence cut into windows already fills max_seq_length: no context
+            ids, type_ids, word_ids = add_context(ids, type_ids, word_ids, lefts[i], rights[i], max_seq_length)
+        out.append((i, start, end, ids, type_ids, word_ids))
+    return out
 
 
 def _labels(
