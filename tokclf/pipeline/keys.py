@@ -36,7 +36,7 @@ INGEST_KEYS = (  # data_path enters as the content hash of what it names, not as
 VALIDATE_KEYS = ("train_split", "valid_split", "test_split", "validation_split_ratio", "repair_bio", "max_seq_length")
 
 
-TOKENIZE_KEYS = ("train_split", "max_seq_length", "stride", "subword_labels")
+TOKENIZE_KEYS = ("train_split", "max_seq_length", "stride", "subword_labels", "document_context")
 
 
 
