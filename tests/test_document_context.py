@@ -273,3 +273,21 @@ def test_train_evaluate_and_predict_with_document_context(tmp_path, tiny_model_d
     assert predict.returncode == 0, predict.stderr[-3000:]
     records = [json.loads(x) for x in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(records) == 8 and all(len(r["tags"]) == len(r["words"]) for r in records)
+
+
+def test_document_context_travels_with_the_onnx_export(tmp_path, tokenizer_dir):
+    pytest.importorskip("onnxruntime")
+    from tokclf.inference.export import export_model
+    from tokclf.inference.predictor import Predictor
+
+    folder = _model(tokenizer_dir, tmp_path / "m", 6)
+    manifest = export_model(folder, tmp_path / "onnx")
+    assert manifest["document_context"] == 6
+    onnx = Predictor(tmp_path / "onnx")
+    assert onnx.document_context == 6
+    conll = Path(__file__).parent / "fixtures" / "conll_docs.txt"
+    torch_records = Predictor(str(folder), mixed_precision=None).predict(conll)
+    onnx_records = onnx.predict(conll)
+    assert [r.tags for r in onnx_records] == [r.tags for r in torch_records]
+    for a, b in zip(onnx_records, torch_records):
+        assert a.scores == pytest.approx(b.scores, abs=1e-3)
