@@ -70,8 +70,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise TokclfError("nothing to predict", fix='tokclf predict --model M "Some text." (or --input FILE, '
                               "or pipe text lines into stdin)", code="E8002")
         args.input = "-"
-    if args.input is not None:
-        items: Any = read_inputs(
+    if args.document:
+        items: Any = _document_input(args)
+    elif args.input is not None:
+        items = read_inputs(
             args.input, input_format=args.input_format, text_column=args.text_column,
             tokens_column=args.tokens_column, tags_column=args.tags_column, split=args.split,
             conll_token_column=args.conll_token_column, conll_tag_column=args.conll_tag_column,
@@ -83,6 +85,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor(
         args.model, mixed_precision=_precision(args.mixed_precision), token_budget=args.batch_tokens,
         batch_size=args.batch_size, max_seq_length=args.max_seq_length, stride=args.stride, decoding=args.decoding,
+        document_context=args.document_context,
     )
     from tokclf.core.phases import mark
 
@@ -104,6 +107,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"scores against the input's tags ({metrics['scheme']} level): {json.dumps(summary)}", file=sys.stderr)
             if args.metrics:
                 write_json(args.metrics, metrics)
+    elif args.document:
+        # One record per sentence of the document (tokclf.inference.records.PredictionRecord.per_sentence).
+        records = [s for r in predictor.iter_predict(items, progress=show) for s in r.per_sentence()]
+        write_records(records, args.output, fmt)
+        items = records
     else:
         write_records(predictor.iter_predict(items, progress=show), args.output, fmt)
     mark("predict")
@@ -122,6 +130,22 @@ def _skip_final_collection() -> None:
     import gc
 
     atexit.register(gc.freeze)
+
+
+def _document_input(args: argparse.Namespace) -> list[Any]:
+    """--document: the whole input file (or stdin, or the texts joined by blank lines) as one text."""
+    from pathlib import Path
+
+    from tokclf.data.tabular import read_text
+    from tokclf.inference.records import PredictionInput
+
+    if args.input is None:
+        text = "\n\n".join(args.texts)
+    elif args.input == "-":
+        text = sys.stdin.read()
+    else:
+        text = read_text(Path(args.input))
+    return [PredictionInput(text=text, document=True)]
 
 
 def _predict_annotations(args: argparse.Namespace, predictor: Any, items: Any, fmt: str) -> int:
@@ -214,6 +238,11 @@ def register(sub: Any) -> None:
     p.add_argument("--max-seq-length", type=int, help="window length in subword tokens (default: the training run's)")
     p.add_argument("--stride", type=int, help="overlap between windows (default: the training run's)")
     p.add_argument("--decoding", choices=["viterbi", "argmax"], help=DECODING_HELP)
+    p.add_argument("--document", action="store_true",
+                   help="read the input (a text file read whole, stdin, or the texts) as one document and write one "
+                   "record per sentence; a model trained with document_context tags each sentence with its neighbours")
+    p.add_argument("--document-context", type=int,
+                   help="pieces of neighbouring text of the same document on each side (default: the training run's)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: for files, on a terminal)")
     p.set_defaults(func=cmd_predict)

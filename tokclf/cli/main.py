@@ -152,14 +152,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     extra: dict[str, Any] = {}
     for key in ("conll_token_column", "conll_tag_column", "conllu_tag", "data_format", "span_alignment",
-                "overlapping", "label_map", "span_records"):
+                "overlapping", "label_map", "span_records", "document_column"):
         if getattr(args, key, None) is not None:
             extra[key] = getattr(args, key)
     metrics = evaluate(
         args.model, args.data_path, split=args.split, tokens_column=args.tokens_column, tags_column=args.tags_column,
         max_samples=args.max_samples, batch_size=args.batch_size,
         mixed_precision=None if args.mixed_precision in (None, "none") else args.mixed_precision,
-        output=args.output, decoding=args.decoding, **extra,
+        output=args.output, decoding=args.decoding, document_context=args.document_context, **extra,
     )
     keep = {k: metrics[k] for k in ("split", "precision", "recall", "f1", "accuracy", "scheme", "decoding") if k in metrics}
     keep["per_type"] = metrics.get("per_type")
@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--mixed-precision", choices=["none", "bf16", "fp16"])
     p_eval.add_argument("--output", help="write metrics JSON here")
     p_eval.add_argument("--decoding", choices=["viterbi", "argmax"], help=DECODING_HELP)
+    p_eval.add_argument("--document-context", type=int,
+                        help="pieces of neighbouring text of the same document on each side (default: the training run's)")
+    p_eval.add_argument("--document-column", help="tabular data: the column whose equal values form one document "
+                        "(default: the training run's)")
     p_eval.set_defaults(func=cmd_evaluate)
 
     # Further command groups live in their own modules (each exposes `register(subparsers)`), so

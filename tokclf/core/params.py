@@ -95,6 +95,17 @@ class TokenClassificationParams(BaseModel):
         default="sentence",
         description="Span exports: train on one record per sentence (rule-based split, never inside an entity; "
         "offsets stay those of the document) or one per document; predict on span inputs follows the model's choice.")
+    # tokclf: document context (FLERT; issue 13 item 4; tokclf/text/context.py, docs/accuracy.md)
+    document_context: int = Field(
+        default=0, ge=0,
+        description="Subword pieces of the neighbouring sentences of the same document added on each side of "
+        "a sentence as extra model input (labels -100 there: only the sentence is trained on and scored); "
+        "0 = off. Documents: CoNLL -DOCSTART- / CoNLL-U newdoc, document_column, the text span exports are "
+        "cut from. Recorded with the model, so evaluate/predict/serve use it.")
+    document_column: str | None = Field(
+        default=None,
+        description="Tabular data (CSV, JSON, JSONL, Parquet, HF datasets): rows with the same value in this "
+        "column form one document, its sentences in row order (for document_context).")
     validation_split_ratio: float | None = Field(
         default=None, gt=0, lt=1,
         description="Carve this share of train into a validation split when the data has none (seeded).",

@@ -2,7 +2,9 @@
 
 Plain line parsing (no pandas): CoNLL-2003 train (220k lines) reads in a fraction of a second.
 LINE is the 1-based line of a sentence's first word; blank (or whitespace-only) lines end
-sentences; -DOCSTART- lines / `# newdoc` comments start a new document (DOCUMENT column).
+sentences; -DOCSTART- lines / `# newdoc` comments start a new document (DOCUMENT column), and
+each sentence after the first such marker gets its place in the document (SENTENCE column, for
+document context); sentences before any marker have no known document (-1).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class _Sentences:
         self.doc = 0
         self.doc_has_sentences = False
         self.count = 0
+        # Place of the next sentence in its document; None until a document marker was seen.
+        self.position: int | None = None
 
     def add(self, lineno: int, word: str, tag: str) -> None:
         if not self.words:
@@ -68,6 +72,11 @@ class _Sentences:
             self.out.tags.append(self.tags)
             self.out.lines.append(self.start)
             self.out.documents.append(self.doc)
+            if self.out.positions is None:
+                self.out.positions = []
+            self.out.positions.append(-1 if self.position is None else self.position)
+            if self.position is not None:
+                self.position += 1
             self.doc_has_sentences = True
             self.count += 1
             self.words, self.tags = [], []
@@ -77,6 +86,7 @@ class _Sentences:
         if self.doc_has_sentences:
             self.doc += 1
             self.doc_has_sentences = False
+        self.position = 0
 
 
 def _column_index(index: int, ncols: int) -> int | None:
@@ -89,7 +99,7 @@ def _batches(sentences: _Sentences, batch_sentences: int | None) -> Iterator[Raw
     """Hand over the sentences collected so far when a batch is full (never with None)."""
     if batch_sentences is not None and len(sentences.out) >= batch_sentences:
         full = sentences.out
-        sentences.out = RawSplit([], [], [], [], full.source, full.unit)
+        sentences.out = RawSplit([], [], [], [], full.source, full.unit, positions=[])
         yield full
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from tokclf.core.errors import DataError
 from tokclf.data.labels import RawSplit
-from tokclf.data.tabular import check_record, missing_column
+from tokclf.data.tabular import check_record, missing_column, set_documents
 
 # Files `save_to_disk` writes: a DatasetDict has dataset_dict.json, a Dataset has the other two.
 SAVED_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
@@ -67,9 +67,13 @@ def classlabel_names(feature: Any) -> list[str] | None:
 
 
 def raw_from_dataset(
-    ds: Any, *, source: str, tokens_column: str = "tokens", tags_column: str = "tags", max_samples: int | None = None
+    ds: Any, *, source: str, tokens_column: str = "tokens", tags_column: str = "tags", max_samples: int | None = None,
+    document_column: str | None = None,
 ) -> RawSplit:
-    """One datasets.Dataset -> RawSplit (tags as stored; ClassLabel names kept)."""
+    """One datasets.Dataset -> RawSplit (tags as stored; ClassLabel names kept; documents from
+    `document_column`, `tokclf.data.tabular.set_documents`, which needs the whole split)."""
+    if document_column is not None and document_column not in ds.column_names:
+        raise missing_column(document_column, "document_column", list(ds.column_names), source)
     if max_samples is not None and max_samples < len(ds) and tokens_column in ds.column_names \
             and tags_column in ds.column_names:
         ds = ds.select(range(max_samples))
@@ -82,8 +86,11 @@ def raw_from_dataset(
         out.tags += part.tags
         out.lines += part.lines
         out.documents += part.documents
-    return out if out is not None else RawSplit([], [], [], [], source, "row",
-                                                label_names=classlabel_names(ds.features[tags_column]))
+    if out is None:
+        return RawSplit([], [], [], [], source, "row", label_names=classlabel_names(ds.features[tags_column]))
+    if document_column is not None:
+        set_documents(out, ds.select_columns([document_column]).to_dict()[document_column], document_column)
+    return out
 
 
 def iter_dataset(ds: Any, *, source: str, tokens_column: str = "tokens", tags_column: str = "tags",

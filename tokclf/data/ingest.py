@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tokclf.core.columns import DOCUMENT, LINE, TAGS, TOKENS
+from tokclf.core.columns import DOCUMENT, LINE, SENTENCE, TAGS, TOKENS
 from tokclf.core.errors import DataError
 from tokclf.core.params import CARVED_VALIDATION_SPLIT
 from tokclf.core.resources import is_hub_id, resolve_data_path
@@ -123,13 +123,14 @@ def resolve_split(requested: str, available: Iterable[str], *, where: str) -> st
 
 def read_file(path: Path, *, tokens_column: str, tags_column: str, conll_token_column: int,
               conll_tag_column: int, conllu_tag: str, data_format: str = "auto",
-              span_options: SpanOptions | None = None) -> RawSplit:
+              span_options: SpanOptions | None = None, document_column: str | None = None) -> RawSplit:
     fmt = formats.detect_format(path) if data_format == "auto" else data_format
     if fmt in formats.SPAN_FORMATS:
         return formats.read_span_split(path, fmt, span_options or SpanOptions())
     suffix = path.suffix.lower()
     if suffix in TABULAR_READERS:
-        return TABULAR_READERS[suffix](path, tokens_column=tokens_column, tags_column=tags_column)
+        return TABULAR_READERS[suffix](path, tokens_column=tokens_column, tags_column=tags_column,
+                                       document_column=document_column)
     if suffix == ".conllu":
         return conll.read_conllu(path, tag=conllu_tag)
     if suffix in CONLL_EXTENSIONS:
@@ -160,7 +161,7 @@ def _features() -> Any:
 
     # Explicit types: inference would give an empty sentence the null type.
     return Features({TOKENS: List(Value("string")), TAGS: List(Value("int64")), LINE: Value("int64"),
-                     DOCUMENT: Value("int64")})
+                     DOCUMENT: Value("int64"), SENTENCE: Value("int64")})
 
 
 def to_table(raw: RawSplit, tags: list[list[int]]) -> Any:
@@ -168,7 +169,9 @@ def to_table(raw: RawSplit, tags: list[list[int]]) -> Any:
     import pyarrow as pa
 
     schema = _features().arrow_schema
-    return pa.table({TOKENS: raw.tokens, TAGS: tags, LINE: raw.lines, DOCUMENT: raw.documents}, schema=schema)
+    positions = raw.positions if raw.positions is not None else [-1] * len(raw)
+    return pa.table({TOKENS: raw.tokens, TAGS: tags, LINE: raw.lines, DOCUMENT: raw.documents, SENTENCE: positions},
+                    schema=schema)
 
 
 def to_dataset(raw: RawSplit, tags: list[list[int]]) -> Any:
@@ -211,10 +214,12 @@ def _head(parts: Iterable[RawSplit], n: int | None) -> Iterator[RawSplit]:
 
 
 def _streamed(path: Path, *, data_format: str, tokens_column: str, tags_column: str, conll_token_column: int,
-              conll_tag_column: int, conllu_tag: str, batch_sentences: int) -> Callable[..., Iterator[RawSplit]] | None:
+              conll_tag_column: int, conllu_tag: str, batch_sentences: int,
+              document_column: str | None = None) -> Callable[..., Iterator[RawSplit]] | None:
     """A re-startable batched reader for the formats read record by record (CoNLL, CoNLL-U, CSV,
     JSON Lines, Parquet); None for the others (a .json document, span exports), read whole. The
-    reader's `tags_only=True` lets the formats in TAGS_ONLY skip the words (label planning)."""
+    reader's `tags_only=True` lets the formats in TAGS_ONLY skip the words (label planning). A
+    tabular file with `document_column` comes as one batch (its documents are grouped whole)."""
     if data_format in formats.SPAN_FORMATS:
         return None
     suffix = path.suffix.lower()
@@ -225,9 +230,10 @@ def _streamed(path: Path, *, data_format: str, tokens_column: str, tags_column: 
         stream = TABULAR_STREAMS[suffix]
         if suffix in TAGS_ONLY:
             return lambda tags_only=False: stream(path, tokens_column=tokens_column, tags_column=tags_column,
-                                                  batch_sentences=batch_sentences, tags_only=tags_only)
+                                                  batch_sentences=batch_sentences, tags_only=tags_only,
+                                                  document_column=document_column)
         return lambda tags_only=False: stream(path, tokens_column=tokens_column, tags_column=tags_column,
-                                              batch_sentences=batch_sentences)
+                                              batch_sentences=batch_sentences, document_column=document_column)
     if suffix == ".conllu":
         return lambda tags_only=False: conll.iter_conllu(path, tag=conllu_tag, batch_sentences=batch_sentences)
     if suffix in CONLL_EXTENSIONS:
@@ -290,6 +296,7 @@ def load_labelled_data(
     overlapping: str = "error",
     label_map: str | dict[str, str] | None = None,
     span_records: str = "sentence",
+    document_column: str | None = None,
     sink: Sink | None = None,
     batch_sentences: int | None = None,
     source_names: dict[str, str] | None = None,
@@ -317,7 +324,8 @@ def load_labelled_data(
                 conll_token_column=conll_token_column, conll_tag_column=conll_tag_column, conllu_tag=conllu_tag,
                 validation_split_ratio=validation_split_ratio, seed=seed, data_format=data_format,
                 span_alignment=span_alignment, overlapping=overlapping, label_map=label_map,
-                span_records=span_records, sink=sink, batch_sentences=batch_sentences, source_names=source_names)
+                span_records=span_records, sink=sink, batch_sentences=batch_sentences, source_names=source_names,
+                document_column=document_column)
         data_path = paths[0]
     batch_sentences = batch_sentences or BATCH_ROWS
     resolved = resolve_data_path(data_path)
@@ -350,7 +358,7 @@ def load_labelled_data(
 
     readers: dict[str, Callable[[], Iterator[RawSplit]]] = {}
     streamed: set[str] = set()  # read as batches, twice; the others are read whole, once
-    opts = dict(tokens_column=tokens_column, tags_column=tags_column)
+    opts: dict[str, Any] = dict(tokens_column=tokens_column, tags_column=tags_column, document_column=document_column)
     for ours, theirs in wanted.items():
         src = available[theirs]
         stream = None
@@ -360,10 +368,12 @@ def load_labelled_data(
             stream = _streamed(src, data_format=data_format, conll_token_column=conll_token_column,
                                conll_tag_column=conll_tag_column, conllu_tag=conllu_tag,
                                batch_sentences=batch_sentences if sink is not None else max_samples, **opts)
-        elif not isinstance(src, Path) and sink is not None:
-            # A save_to_disk / Hub split: its Arrow data, batch by batch.
+        elif not isinstance(src, Path) and sink is not None and document_column is None:
+            # A save_to_disk / Hub split: its Arrow data, batch by batch (with document_column,
+            # whole: a document's rows are grouped, wherever they are).
             stream = (lambda tags_only=False, src=src, label=f"{origin}[{theirs}]": hf.iter_dataset(
-                src, source=label, batch_sentences=batch_sentences, **opts))
+                src, source=label, batch_sentences=batch_sentences, tokens_column=tokens_column,
+                tags_column=tags_column))
         if stream is not None and sink is not None:
             readers[ours] = (lambda tags_only=False, stream=stream: (
                 map_split_tags(part, mapping) for part in _head(stream(tags_only), max_samples)))
@@ -442,7 +452,30 @@ def _carve(train: Any, ratio: float, seed: int, source: str) -> tuple[Any, Any]:
     except ValueError as exc:
         raise DataError(f"cannot carve a validation split: {exc}", where=source,
                         fix="use a larger train split or a larger validation_split_ratio.", code="E2055") from None
+    if _has_documents(train):
+        # Same sentences in each part, back in source order: document context finds a sentence's
+        # neighbours as adjacent rows, which a shuffled part would scatter (data without documents
+        # keeps the shuffled order it always had). The carve depends only on the size and the seed,
+        # so carving the row numbers gives each part's rows.
+        import numpy as np
+        from datasets import Dataset
+
+        rows = Dataset.from_dict({"row": np.arange(len(train))}).train_test_split(test_size=ratio, seed=seed)
+        return (train.select(np.sort(np.asarray(rows["train"]["row"]))),
+                train.select(np.sort(np.asarray(rows["test"]["row"]))))
     return parts["train"], parts["test"]
+
+
+def _has_documents(ds: Any) -> bool:
+    """True when some sentence of `ds` has a place in a document (SENTENCE >= 0)."""
+    import pyarrow.compute as pc
+
+    from tokclf.core.arrowio import dataset_tables
+
+    if SENTENCE not in ds.column_names:
+        return False
+    return any(t.num_rows and pc.max(t.column(SENTENCE)).as_py() >= 0
+               for t in dataset_tables(ds.select_columns([SENTENCE])))
 
 
 def load_from_params(params: Any, *, data_path: str | list[str] | None = None, sink: Sink | None = None,
@@ -469,6 +502,7 @@ def load_from_params(params: Any, *, data_path: str | list[str] | None = None, s
         overlapping=params.overlapping,
         label_map=params.label_map,
         span_records=params.span_records,
+        document_column=params.document_column,
         sink=sink,
         source_names=source_names,
     )

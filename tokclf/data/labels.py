@@ -40,6 +40,9 @@ class RawSplit:
     notes: list[str] = field(default_factory=list)
     # Span sources only: the alignment counts and issues (tokclf.data.spans.SpanStats.to_dict).
     annotations: dict[str, Any] | None = None
+    # 0-based place of each sentence in its document (tokclf.core.columns.SENTENCE), or None when
+    # the reader knows no documents (every sentence then stands alone: -1).
+    positions: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -54,6 +57,7 @@ class RawSplit:
         return RawSplit(
             self.tokens[:n], self.tags[:n], self.lines[:n], self.documents[:n],
             self.source, self.unit, self.label_names, list(self.notes), self.annotations,
+            None if self.positions is None else self.positions[:n],
         )
 
 

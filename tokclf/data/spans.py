@@ -415,8 +415,11 @@ def to_raw_split(aligned: list[AlignedDoc], stats: SpanStats, *, source: str, un
     if not aligned:
         raise DataError("no annotated records found", where=source,
                         fix="export at least one annotated task/document (cancelled and rejected ones are skipped).", code="E2092")
+    # A sentence record's place in its document (split_sentences' meta["sentence"]); a whole
+    # document record is sentence 0 of its own document.
     raw = RawSplit([d.words for d in aligned], [d.tags for d in aligned], [d.line for d in aligned],
-                   [d.document for d in aligned], source, unit)
+                   [d.document for d in aligned], source, unit,
+                   positions=[int(d.meta.get("sentence", 0)) for d in aligned])
     raw.annotations = stats.to_dict()
     changed = stats.expanded + stats.contracted + stats.dropped + stats.overlap_dropped
     if changed:

@@ -15,6 +15,11 @@ ingest stage holds one batch of sentences whatever the file's size; `read_*` are
 with one batch of everything. A `.json` file (one JSON document: an array, {"data": [...]}, or
 columns) is parsed whole: a JSON document cannot be read record by record without a streaming
 JSON parser; write large data as JSON Lines (.jsonl) or Parquet.
+
+Documents (for document context): with `document_column`, rows that share its value form one
+document, their sentences in row order (`set_documents`); without it every row stands alone.
+A file with `document_column` is read in one batch: the rows of a document may be far apart, and
+they are grouped before the sentences are written.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from __future__ import annotations
 import ast
 import csv
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +62,8 @@ def missing_column(name: str, which: str, columns: list[str], where: str) -> Dat
     return DataError(
         f"column {name!r} not found; the columns are: {', '.join(map(repr, columns)) or '(none)'}",
         where=where,
-        fix=f"set {which} to the column holding the {'words' if which == 'tokens_column' else 'tags'}.", code="E2096",
+        fix=f"set {which} to the column holding the "
+        f"{ {'tokens_column': 'words', 'document_column': 'document ids'}.get(which, 'tags') }.", code="E2096",
     )
 
 
@@ -100,19 +107,65 @@ def check_record(tokens: Any, tags: Any, *, tokens_column: str, tags_column: str
     return tokens, tags
 
 
-def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str) -> RawSplit:
+def _document_key(value: Any) -> Any:
+    """A document id cell as a dict key (lists and objects by their JSON text); None: no document."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def set_documents(out: RawSplit, values: Sequence[Any], column: str) -> RawSplit:
+    """Rows whose `values` (the document_column cells, one per sentence) are equal form one
+    document, its sentences in row order: DOCUMENT numbers the documents by first appearance,
+    SENTENCE counts each one's rows from 0. A document whose rows are not next to each other is
+    moved together (a stable regrouping, noted), because document context finds a sentence's
+    neighbours as adjacent rows. An empty (null) cell leaves its row alone (SENTENCE -1)."""
+    ids: dict[Any, int] = {}
+    docs: list[int] = []
+    alone: list[bool] = []
+    for value in values:
+        key = _document_key(value)
+        alone.append(key is None)
+        docs.append(len(ids) + len(docs) if key is None else ids.setdefault(key, len(ids)))
+    seen: Counter[int] = Counter()
+    positions = []
+    for d, lone in zip(docs, alone):
+        positions.append(-1 if lone else seen[d])
+        seen[d] += 1
+    # Documents numbered 0.. by first appearance (lone rows take the next free number).
+    renumber = {d: k for k, d in enumerate(dict.fromkeys(docs))}
+    docs = [renumber[d] for d in docs]
+    order = sorted(range(len(docs)), key=docs.__getitem__)
+    if order != list(range(len(docs))):
+        out.tokens = [out.tokens[i] for i in order]
+        out.tags = [out.tags[i] for i in order]
+        out.lines = [out.lines[i] for i in order]
+        out.notes.append(f"{out.source}: rows of the same {column!r} value were not next to each other; "
+                         "they were grouped by document (in row order within each).")
+    out.documents = [docs[i] for i in order]
+    out.positions = [positions[i] for i in order]
+    return out
+
+
+def _records_split(records: list[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str,
+                   document_column: str | None = None) -> RawSplit:
     """(place, record dict) pairs -> RawSplit, checking keys and types."""
-    return next(batched_records(records, path, unit, tokens_column, tags_column))
+    return next(batched_records(records, path, unit, tokens_column, tags_column, document_column=document_column))
 
 
 def batched_records(records: Iterable[tuple[int, Any]], path: Path, unit: str, tokens_column: str, tags_column: str,
-                    batch_sentences: int | None = None, label_names: list[str] | None = None) -> Iterator[RawSplit]:
+                    batch_sentences: int | None = None, label_names: list[str] | None = None,
+                    document_column: str | None = None) -> Iterator[RawSplit]:
     """(place, record dict) pairs -> RawSplits of at most `batch_sentences` records (None: one of
-    all), checking keys and types record by record; no record at all is an error."""
+    all), checking keys and types record by record; no record at all is an error. With
+    `document_column`, one batch of all (`set_documents` groups a document's rows, wherever they are)."""
     def empty() -> RawSplit:
         return RawSplit([], [], [], [], str(path), unit, label_names)
 
+    if document_column is not None:
+        batch_sentences = None
     out, seen = empty(), False
+    document_values: list[Any] = []
     for place, rec in records:
         seen = True
         where = f"{path}, {unit} {place}"
@@ -124,6 +177,10 @@ def batched_records(records: Iterable[tuple[int, Any]], path: Path, unit: str, t
                 raise missing_column(name, which, list(rec), where)
         tokens, tags = check_record(rec[tokens_column], rec[tags_column], tokens_column=tokens_column,
                                     tags_column=tags_column, where=where)
+        if document_column is not None:
+            if document_column not in rec:
+                raise missing_column(document_column, "document_column", list(rec), where)
+            document_values.append(rec[document_column])
         out.tokens.append(tokens)
         out.tags.append(tags)
         out.lines.append(place)
@@ -133,20 +190,28 @@ def batched_records(records: Iterable[tuple[int, Any]], path: Path, unit: str, t
             out = empty()
     if not seen:
         raise DataError("no records found", where=str(path), fix="add one record per sentence.", code="E2103")
+    if document_column is not None:
+        set_documents(out, document_values, document_column)
     if len(out) or batch_sentences is None:
         yield out
 
 
-def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
-    return next(iter_csv(path, tokens_column=tokens_column, tags_column=tags_column))
+def read_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+             document_column: str | None = None) -> RawSplit:
+    return next(iter_csv(path, tokens_column=tokens_column, tags_column=tags_column, document_column=document_column))
 
 
 def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
-             batch_sentences: int | None = None, tags_only: bool = False) -> Iterator[RawSplit]:
+             batch_sentences: int | None = None, tags_only: bool = False,
+             document_column: str | None = None) -> Iterator[RawSplit]:
     """`read_csv` in batches of `batch_sentences` rows (None: one batch of all), reading the file
     through the csv module row by row (it keeps the physical line of every row for messages).
     tags_only: leave every sentence's words empty without parsing their cell (ingest's first
-    pass plans labels from the tags alone; the words are parsed and checked in the second)."""
+    pass plans labels from the tags alone; the words are parsed and checked in the second).
+    With `document_column`, one batch of all (`set_documents`)."""
+    if document_column is not None:
+        batch_sentences = None
+    document_values: list[str | None] = []
     try:
         # newline="": the csv module sees quoted line breaks; utf-8-sig: a BOM (Excel's CSV
         # export) is not part of the header.
@@ -184,6 +249,11 @@ def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
                     if name not in header:
                         raise missing_column(name, which, header, f"{path}, line {start_line} (header)")
                     idx[name] = header.index(name)
+                if document_column is not None:
+                    if document_column not in header:
+                        raise missing_column(document_column, "document_column", header,
+                                             f"{path}, line {start_line} (header)")
+                    idx[document_column] = header.index(document_column)
                 continue
             row_no += 1
             where = f"{path}, row {row_no} (line {start_line})"
@@ -199,6 +269,8 @@ def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
             out.tags.append(tags)
             out.lines.append(row_no)
             out.documents.append(0)
+            if document_column is not None:
+                document_values.append(row[idx[document_column]].strip() or None)
             if batch_sentences is not None and len(out) >= batch_sentences:
                 yield out
                 out = RawSplit([], [], [], [], str(path), "row")
@@ -207,6 +279,8 @@ def iter_csv(path: Path, *, tokens_column: str = "tokens", tags_column: str = "t
             read_text(path)  # a blank file: "the file is empty" (E2095), as for every reader
         raise DataError("no data rows (only a header)" if header else "the file is empty", where=str(path),
                         fix="add one row per sentence under the header 'tokens,tags'.", code="E2107")
+    if document_column is not None:
+        set_documents(out, document_values, document_column)
     if len(out) or batch_sentences is None:
         yield out
 
@@ -239,28 +313,32 @@ def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
     return json_lines(text, lambda exc, offset: _json_error(path, exc, offset))
 
 
-def read_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
-    return next(iter_jsonl(path, tokens_column=tokens_column, tags_column=tags_column))
+def read_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+               document_column: str | None = None) -> RawSplit:
+    return next(iter_jsonl(path, tokens_column=tokens_column, tags_column=tags_column, document_column=document_column))
 
 
 def iter_jsonl(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
-               batch_sentences: int | None = None) -> Iterator[RawSplit]:
+               batch_sentences: int | None = None, document_column: str | None = None) -> Iterator[RawSplit]:
     """`read_jsonl` in batches of `batch_sentences` lines (None: one batch of all), reading the
     file one line at a time."""
     from tokclf.data.conll import iter_lines  # conll imports this module
 
     records = iter_json_lines(iter_lines(path), lambda exc, offset: _json_error(path, exc, offset))
-    return batched_records(records, path, "line", tokens_column, tags_column, batch_sentences)
+    return batched_records(records, path, "line", tokens_column, tags_column, batch_sentences,
+                           document_column=document_column)
 
 
-def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
+def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+              document_column: str | None = None) -> RawSplit:
     """A JSON array of records, {"<key>": [records]}, columns {"tokens": [...], "tags": [...]}, or JSON lines."""
     text = read_text(path)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # several top-level values: JSON Lines saved as .json
-            return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column)
+            return _records_split(_jsonl_records(path, text), path, "line", tokens_column, tags_column,
+                                  document_column)
         raise _json_error(path, exc) from None
     if isinstance(doc, dict):
         if tokens_column in doc and isinstance(doc[tokens_column], list):
@@ -271,7 +349,11 @@ def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "
             if not isinstance(tags, list) or len(tags) != len(toks):
                 raise DataError(f"columns {tokens_column!r} and {tags_column!r} hold different numbers of sentences",
                                 where=str(path), fix="give both columns one entry per sentence.", code="E2109")
-            doc = [{tokens_column: a, tags_column: b} for a, b in zip(toks, tags)]
+            docs = doc.get(document_column) if document_column is not None else None
+            if document_column is not None and not isinstance(docs, list):
+                raise missing_column(document_column, "document_column", list(doc), str(path))
+            doc = [{tokens_column: a, tags_column: b} | ({document_column: docs[i]} if docs is not None else {})
+                   for i, (a, b) in enumerate(zip(toks, tags))]
         else:
             lists = [v for v in doc.values() if isinstance(v, list)]
             if len(lists) != 1:
@@ -280,11 +362,13 @@ def read_json(path: Path, *, tokens_column: str = "tokens", tags_column: str = "
     if not isinstance(doc, list):
         raise DataError(f"expected a JSON array of records, got {type(doc).__name__}", where=str(path),
                         fix='write [{"tokens": [...], "tags": [...]}, ...] or one object per line.', code="E2110")
-    return _records_split(list(enumerate(doc, 1)), path, "row", tokens_column, tags_column)
+    return _records_split(list(enumerate(doc, 1)), path, "row", tokens_column, tags_column, document_column)
 
 
-def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags") -> RawSplit:
-    return next(iter_parquet(path, tokens_column=tokens_column, tags_column=tags_column))
+def read_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
+                 document_column: str | None = None) -> RawSplit:
+    return next(iter_parquet(path, tokens_column=tokens_column, tags_column=tags_column,
+                             document_column=document_column))
 
 
 # Rows per Parquet record batch read when the caller asks for no batches (read_parquet).
@@ -292,7 +376,8 @@ _PARQUET_READ_ROWS = 65_536
 
 
 def iter_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str = "tags",
-                 batch_sentences: int | None = None, tags_only: bool = False) -> Iterator[RawSplit]:
+                 batch_sentences: int | None = None, tags_only: bool = False,
+                 document_column: str | None = None) -> Iterator[RawSplit]:
     """`read_parquet` in batches of `batch_sentences` rows (None: one batch of all), read with
     `ParquetFile.iter_batches` (only the two columns, one record batch at a time; with
     `tags_only`, as `iter_csv`, only the tags column and empty word lists)."""
@@ -309,13 +394,18 @@ def iter_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
     except (pa.ArrowException, OSError) as exc:
         raise unreadable(exc) from None
     names = schema.names
-    for name, which in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+    wanted = ((tokens_column, "tokens_column"), (tags_column, "tags_column")) + (
+        ((document_column, "document_column"),) if document_column is not None else ())
+    for name, which in wanted:
         if name not in names:
             raise missing_column(name, which, names, str(path))
+    if document_column is not None:
+        batch_sentences = None  # one batch of all (set_documents)
 
     def records() -> Iterator[tuple[int, Any]]:
         place = 0
-        read = [tags_column] if tags_only else [tokens_column, tags_column]
+        read = ([tags_column] if tags_only else [tokens_column, tags_column]) + (
+            [document_column] if document_column is not None else [])
         batches = parquet.iter_batches(batch_size=batch_sentences or _PARQUET_READ_ROWS, columns=read)
         with parquet:
             while True:
@@ -327,12 +417,16 @@ def iter_parquet(path: Path, *, tokens_column: str = "tokens", tags_column: str 
                     raise unreadable(exc) from None
                 tags_col = batch.column(tags_column).to_pylist()
                 words = [[]] * len(tags_col) if tags_only else batch.column(tokens_column).to_pylist()
-                for tokens, tags in zip(words, tags_col):
+                docs = batch.column(document_column).to_pylist() if document_column is not None else None
+                for k, (tokens, tags) in enumerate(zip(words, tags_col)):
                     place += 1
-                    yield place, {tokens_column: tokens, tags_column: tags}
+                    rec = {tokens_column: tokens, tags_column: tags}
+                    if docs is not None:
+                        rec[document_column] = docs[k]
+                    yield place, rec
 
     return batched_records(records(), path, "row", tokens_column, tags_column, batch_sentences,
-                           label_names=_parquet_classlabel(schema, tags_column))
+                           label_names=_parquet_classlabel(schema, tags_column), document_column=document_column)
 
 
 def _parquet_classlabel(schema: Any, tags_column: str) -> list[str] | None:

@@ -33,11 +33,13 @@ def predict_words(
     features: Any = None,
     label_names: Sequence[str] | None = None,
     decoding: str = LEGACY_DECODING,
+    document_context: int = 0,
 ) -> list[list[int]]:
     """One predicted label id per word of every sentence (a PyTorch model, in eval mode for the
     pass and back to its previous mode afterwards). `features`: the split already tokenized with
     the same settings (the pipeline's tokenize stage, or the run's validation features).
-    `decoding` (`tokclf.inference.decoding`) uses `label_names` for the tagging scheme."""
+    `decoding` (`tokclf.inference.decoding`) uses `label_names` for the tagging scheme;
+    `document_context`: pieces of neighbouring text around each sentence (tokclf.text.context)."""
     from tokclf.inference.backends import TorchBackend
     from tokclf.inference.decoding import decode_sentences
     from tokclf.inference.forward import word_probabilities
@@ -46,7 +48,7 @@ def predict_words(
     if features is None:
         features = tokenize_split(
             sentences, tokenizer, max_seq_length=max_seq_length, stride=stride,
-            strategy="first", label_names=None, with_labels=False,
+            strategy="first", label_names=None, with_labels=False, document_context=document_context,
         )
     was_training = model.training
     model.eval()
@@ -85,6 +87,14 @@ def score_sentences(
 
     scores = WordScores(label_names)
     n = len(sentences)
+    if features is None and kwargs.get("document_context") and n > chunk_sentences:
+        # Chunks cut documents: tokenize the split once, with each sentence's neighbours, then
+        # stream the forward pass over its features chunk by chunk.
+        from tokclf.text.features import tokenize_split
+
+        features = tokenize_split(sentences, tokenizer, max_seq_length=kwargs["max_seq_length"], stride=kwargs["stride"],
+                                  strategy="first", label_names=None, with_labels=False,
+                                  document_context=kwargs["document_context"])
     gold = sentences.select_columns([TAGS]).with_format("arrow")
     if features is not None:
         examples = features.select_columns(["example"]).with_format("arrow")[:].column("example").to_numpy()
@@ -157,6 +167,7 @@ def evaluate(
     stride: int | None = None,
     output: str | Path | None = None,
     decoding: str | None = None,
+    document_context: int | None = None,
     **data_kwargs: Any,
 ) -> dict[str, Any]:
     """Score a trained model on one split of any data tokclf reads; word level, windows merged.
@@ -164,13 +175,14 @@ def evaluate(
     String tags are mapped through the model's own label names, so a tag the model does not know
     is an error naming its place. `max_seq_length`/`stride` default to the training run's values;
     `batch_size` caps the rows of a batch (the forward pass also caps its tokens). `decoding`
-    defaults to the training run's (`tokclf.inference.loading.decoding_setting`).
+    defaults to the training run's (`tokclf.inference.loading.decoding_setting`), and so does
+    `document_context` (`context_setting`; documents as the data's reader finds them).
     """
     from tokclf.core.fileio import write_json
     from tokclf.core.hardware import check_precision
     from tokclf.data.ingest import load_labelled_data
     from tokclf.evaluation.metrics import compute_metrics
-    from tokclf.inference.loading import decoding_setting, load_trained, window_settings
+    from tokclf.inference.loading import context_setting, decoding_setting, load_trained, window_settings
 
     check_precision(mixed_precision)
     model, tokenizer, label_names, saved = load_trained(model_dir)
@@ -178,6 +190,10 @@ def evaluate(
     # (entities are never cut, so both units score the same mentions).
     if data_kwargs.get("span_records") is None:
         data_kwargs["span_records"] = saved.get("span_records", "sentence")
+    context = context_setting(saved, document_context)
+    if data_kwargs.get("document_column") is None and context:
+        # Documents of tabular data are found as in training, unless told otherwise.
+        data_kwargs["document_column"] = saved.get("document_column")
     data = load_labelled_data(
         data_path, tokens_column=tokens_column, tags_column=tags_column, train_split=split,
         valid_split=None, test_split=None, max_samples=max_samples, label_names=label_names, **data_kwargs,
@@ -186,7 +202,8 @@ def evaluate(
     length, overlap = window_settings(saved, max_seq_length, stride)
     pred = predict_words(model, tokenizer, sentences, max_seq_length=length, stride=overlap,
                          batch_size=batch_size, mixed_precision=mixed_precision, label_names=label_names,
-                         decoding=decoding_setting(saved, decoding))
+                         decoding=decoding_setting(saved, decoding),
+                         document_context=context)
     metrics = compute_metrics(sentences[TAGS], pred, label_names)
     metrics["decoding"] = decoding_setting(saved, decoding)
     if SOURCE in sentences.column_names:

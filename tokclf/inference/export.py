@@ -68,7 +68,7 @@ def export_model(
 
     import torch
 
-    from tokclf.inference.loading import decoding_setting, load_trained, window_settings
+    from tokclf.inference.loading import context_setting, decoding_setting, load_trained, window_settings
 
     model, tokenizer, names, saved = load_trained(str(model_dir))
     length, overlap = window_settings(saved)
@@ -119,6 +119,7 @@ def export_model(
             "max_seq_length": length,
             "stride": overlap,
             "decoding": decoding,
+            "document_context": context_setting(saved),
             "source_model": str(model_dir),
             "opset": opset,
             "exporter": exporter,

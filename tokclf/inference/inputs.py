@@ -66,7 +66,7 @@ def _from_mapping(record: dict[str, Any], *, where: str, text_column: str = "tex
 
 def _from_dataset(ds: Any, names: list[str] | None, tokens_column: str = "tokens",
                   tags_column: str = "tags") -> list[PredictionInput]:
-    from tokclf.core.columns import DOCUMENT, LINE
+    from tokclf.core.columns import DOCUMENT, LINE, SENTENCE
 
     columns = ds.column_names
     if tokens_column not in columns:
@@ -82,7 +82,7 @@ def _from_dataset(ds: Any, names: list[str] | None, tokens_column: str = "tokens
         if tags_column in data:
             gold = [names[t] if names is not None and isinstance(t, int) and 0 <= t < len(names) else str(t)
                     for t in data[tags_column][i]]
-        meta = {k: data[c][i] for k, c in (("line", LINE), ("document", DOCUMENT)) if c in data}
+        meta = {k: data[c][i] for k, c in (("line", LINE), ("document", DOCUMENT), ("sentence", SENTENCE)) if c in data}
         out.append(PredictionInput(words=list(words), gold=gold, meta=meta))
     return out
 
@@ -194,8 +194,8 @@ def read_inputs(
         from tokclf.data.conll import read_conllu
 
         raw = read_conllu(path, tag=conllu_tag)
-        items = [PredictionInput(words=w, gold=[str(t) for t in g], meta={"line": ln, "document": d})
-                 for w, g, ln, d in zip(raw.tokens, raw.tags, raw.lines, raw.documents)]
+        items = [PredictionInput(words=w, gold=[str(t) for t in g], meta={"line": ln, "document": d, "sentence": s})
+                 for w, g, ln, d, s in zip(raw.tokens, raw.tags, raw.lines, raw.documents, _positions(raw))]
     else:
         from tokclf.data.ingest import load_labelled_data
 
@@ -279,11 +279,16 @@ def _read_conll(path: Path, token_column: int, tag_column: int) -> list[Predicti
                 break
     if ncols == 1:
         raw = read_conll(path, token_column=0, tag_column=0)
-        return [PredictionInput(words=w, meta={"line": ln, "document": d})
-                for w, ln, d in zip(raw.tokens, raw.lines, raw.documents)]
+        return [PredictionInput(words=w, meta={"line": ln, "document": d, "sentence": s})
+                for w, ln, d, s in zip(raw.tokens, raw.lines, raw.documents, _positions(raw))]
     raw = read_conll(path, token_column=token_column, tag_column=tag_column)
-    return [PredictionInput(words=w, gold=[str(t) for t in g], meta={"line": ln, "document": d})
-            for w, g, ln, d in zip(raw.tokens, raw.tags, raw.lines, raw.documents)]
+    return [PredictionInput(words=w, gold=[str(t) for t in g], meta={"line": ln, "document": d, "sentence": s})
+            for w, g, ln, d, s in zip(raw.tokens, raw.tags, raw.lines, raw.documents, _positions(raw))]
+
+
+def _positions(raw: Any) -> list[int]:
+    """Each sentence's place in its document (-1: no document marker seen), for document context."""
+    return list(raw.positions) if raw.positions is not None else [-1] * len(raw)
 
 
 def _read_stdin(input_format: str, **kwargs: Any) -> list[PredictionInput]:

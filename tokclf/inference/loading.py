@@ -82,6 +82,17 @@ def window_settings(saved: dict[str, Any], max_seq_length: int | None = None,
     return length, overlap
 
 
+def context_setting(saved: dict[str, Any], document_context: int | None = None) -> int:
+    """Pieces of document context to run a model with (tokclf.text.context): the caller's, else
+    the training run's (training_params.json or the ONNX manifest), else 0 (a model trained
+    without it, or elsewhere)."""
+    chosen = document_context if document_context is not None else saved.get("document_context", 0)
+    if not isinstance(chosen, int) or isinstance(chosen, bool) or chosen < 0:
+        raise TokclfError(f"document_context must be a whole number >= 0, got {chosen!r}", where="document_context",
+                          fix="use 0 (off) or a number of subword pieces, e.g. 64.")
+    return chosen
+
+
 def decoding_setting(saved: dict[str, Any], decoding: str | None = None) -> str:
     """The decoding to run a model with: the caller's, else the training run's (training_params.json
     or the ONNX manifest record `decoding`), else LEGACY_DECODING (argmax: what a folder from before

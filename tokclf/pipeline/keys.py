@@ -29,6 +29,7 @@ INGEST_KEYS = (  # data_path enters as the content hash of what it names, not as
     "tokens_column", "tags_column", "train_split", "valid_split", "test_split", "max_samples",
     "label_names", "conll_token_column", "conll_tag_column", "conllu_tag", "validation_split_ratio", "seed",
     "data_format", "span_alignment", "overlapping", "label_map", "span_records",  # span annotation formats
+    "document_column",  # document context (issue 13)
 )
 
 
@@ -36,7 +37,7 @@ INGEST_KEYS = (  # data_path enters as the content hash of what it names, not as
 VALIDATE_KEYS = ("train_split", "valid_split", "test_split", "validation_split_ratio", "repair_bio", "max_seq_length")
 
 
-TOKENIZE_KEYS = ("train_split", "max_seq_length", "stride", "subword_labels")
+TOKENIZE_KEYS = ("train_split", "max_seq_length", "stride", "subword_labels", "document_context")
 
 
 

@@ -215,6 +215,7 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
         name: (feature_shards(
             ds, tokenizer, max_seq_length=params.max_seq_length, stride=params.stride, strategy=strategy["chosen"],
             label_names=data.label_names, with_labels=name == params.train_split,
+            document_context=params.document_context,
         ), None)
         for name, ds in data.splits.items()
     }
@@ -223,6 +224,7 @@ def tokenize(params: TokenClassificationParams, *, data_dir: str | Path, out_dir
         write_json(out / FEATURES_META, {
             "key": key, "tokenizer": tokenizer_fingerprint(params.model),
             "max_seq_length": params.max_seq_length, "stride": params.stride, "subword_labels": params.subword_labels,
+            "document_context": params.document_context,
             "subword_labels_chosen": strategy,
             "train_split": params.train_split, "data_fingerprint": dataset_fingerprint(data_dir),
             "splits": {n: {"sentences": len(data.splits[n]), "features": f} for n, f in features.items()},
@@ -330,7 +332,8 @@ def evaluate(params: TokenClassificationParams, *, model_dir: str | Path, data_d
         sentences = data.splits[name]
         pred = predict_words(model, tokenizer, sentences, max_seq_length=params.max_seq_length, stride=params.stride,
                              mixed_precision=params.mixed_precision,
-                             features=features.get(name), label_names=data.label_names, decoding=params.decoding)
+                             features=features.get(name), label_names=data.label_names, decoding=params.decoding,
+                             document_context=params.document_context)
         scores[role] = {**compute_metrics(sentences[TAGS], pred, data.label_names), "split": name}
         predictions[role] = pred
     main = "test" if "test" in scores else "validation"

@@ -97,6 +97,8 @@ def check_features(params: TokenClassificationParams, meta: dict[str, Any], data
                 "subword_labels": params.subword_labels, "tokenizer": tokenizer_fingerprint(params.model),
                 "data_fingerprint": dataset_fingerprint(data_dir)}
     stale = [k for k, v in expected.items() if meta.get(k) != v]
+    if meta.get("document_context", 0) != params.document_context:  # features from before it existed: 0
+        stale.append("document_context")
     if stale:
         raise TokclfError(
             f"the features were made for other settings or data ({', '.join(stale)} differ)", where=where,

@@ -17,6 +17,9 @@ Feature columns (one row per window; a sentence that fits is one window):
         previous piece's.
     window_start, window_end: the sentence's words [start, end) this row holds.
     length: number of pieces (specials included), for grouping batches by length.
+With `document_context` > 0, a row that holds a whole sentence also holds up to that many pieces of
+the neighbouring sentences of its document on each side (`tokclf.text.context`), word id -1 and
+label -100 there, within max_seq_length.
 Rows come in split order: example 0's windows first, left to right, then example 1's...
 
 `word_pieces` says which piece's model output each word takes (`tokclf.inference.forward` gathers
@@ -26,18 +29,20 @@ whole per-piece arrays.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import weakref
 from dataclasses import dataclass
 from itertools import chain
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Sequence
 
 import numpy as np
 
 from tokclf.core.columns import TAGS, TOKENS
 from tokclf.text.alignment import align_labels_flat, build_continuation_map
+from tokclf.text.context import add_context, context_columns, continues, neighbour_pieces, with_neighbours
 from tokclf.text.windows import plan_windows
 
 logger = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ def tokenize_split(
     strategy: str,
     label_names: Sequence[str] | None,
     with_labels: bool = True,
+    document_context: int = 0,
 ) -> Any:
     """Turn a normalised split (columns tokens, tags) into unpadded model features (see module doc),
     as one in-memory datasets.Dataset of the shards of `feature_shards`.
@@ -76,12 +82,15 @@ def tokenize_split(
     label_names: used to map B-X -> I-X on continuation pieces with strategy "all".
     A word the tokenizer turns into no piece at all (e.g. "\\u200b" for BERT) is fed as the
     unknown token so every word has a first piece to carry its label and prediction.
+    document_context: pieces of neighbouring text of the same document on each side (0: none;
+        needs the DOCUMENT and SENTENCE columns, `tokclf.text.context`).
     """
     import datasets
     import pyarrow as pa
 
     shards = list(feature_shards(dataset, tokenizer, max_seq_length=max_seq_length, stride=stride,
-                                 strategy=strategy, label_names=label_names, with_labels=with_labels))
+                                 strategy=strategy, label_names=label_names, with_labels=with_labels,
+                                 document_context=document_context))
     return datasets.Dataset(shards[0] if len(shards) == 1 else pa.concat_tables(shards))
 
 
@@ -95,6 +104,7 @@ def feature_shards(
     label_names: Sequence[str] | None,
     with_labels: bool = True,
     shard_sentences: int | None = None,
+    document_context: int = 0,
 ) -> Iterator[Any]:
     """`tokenize_split`'s features as Arrow tables of `shard_sentences` sentences each, in split
     order (`example` counts from the split's start): the tokenize stage writes them one by one."""
@@ -108,14 +118,18 @@ def feature_shards(
     show = n > _PROGRESS_MIN_SENTENCES or sys.stderr.isatty()
     progress = _progress(n, show)
     continuation = build_continuation_map(label_names) if with_labels else {}
-    columns = dataset.select_columns([TOKENS, TAGS] if with_labels else [TOKENS])
+    document = context_columns(dataset.column_names) if document_context > 0 else []
+    columns = dataset.select_columns([TOKENS, TAGS] + document if with_labels else [TOKENS] + document)
     tables = dataset_tables(columns, shard_sentences or SHARD_SENTENCES) if n else iter([columns.with_format("arrow")[:]])
+    # With document context each shard also sees the rows next to it (bounded: tokclf.text.context).
+    shards = with_neighbours(tables, document_context) if document else ((t, None, None) for t in tables)
     first = 0
     # Straight from Arrow, a shard at a time (in the dataset's row order, even after select/shuffle):
     # much faster than datasets' row-by-row Column access, and bounded whatever the split's size.
-    for table in tables:
+    for table, before, after in shards:
         yield _shard(table, first, encoder, tokenizer, max_seq_length=max_seq_length, budget=budget, stride=stride,
-                     strategy=strategy, continuation=continuation, with_labels=with_labels, progress=progress)
+                     strategy=strategy, continuation=continuation, with_labels=with_labels, progress=progress,
+                     document_context=document_context if document else 0, before=before, after=after)
         first += table.num_rows
     progress.close()
 
@@ -189,23 +203,32 @@ def _word_budget(tokenizer: Any, max_seq_length: int) -> int:
 
 
 def _shard(table: Any, first: int, encoder: Any, tokenizer: Any, *, max_seq_length: int, budget: int, stride: int,
-           strategy: str, continuation: dict[int, int], with_labels: bool, progress: Any) -> Any:
-    """Features of one shard of sentences (an Arrow table; `first`: the split index of its first)."""
+           strategy: str, continuation: dict[int, int], with_labels: bool, progress: Any,
+           document_context: int = 0, before: Any = None, after: Any = None) -> Any:
+    """Features of one shard of sentences (an Arrow table; `first`: the split index of its first);
+    `before`/`after`: the rows next to the shard, read for document context only."""
+    context = None
+    if document_context:
+        context = functools.partial(_with_document_context, table=table, before=before, after=after, encoder=encoder,
+                                    size=document_context, max_seq_length=max_seq_length)
     flat = _piece_arrays(table.column(TOKENS).to_pylist(), table.column(TAGS) if with_labels else None, encoder,
                          tokenizer, max_seq_length=max_seq_length, budget=budget, stride=stride, strategy=strategy,
-                         continuation=continuation, progress=progress)
+                         continuation=continuation, progress=progress, context=context)
     return _to_arrow(flat, first)
 
 
 def _piece_arrays(sentences: list[list[str]], tags: Any, encoder: Any, tokenizer: Any, *, max_seq_length: int,
-                  budget: int, stride: int, strategy: str, continuation: dict[int, int], progress: Any) -> FlatFeatures:
+                  budget: int, stride: int, strategy: str, continuation: dict[int, int], progress: Any,
+                  context: Callable[[list[Any], list[list[int]]], list[Any]] | None = None) -> FlatFeatures:
     """Features of `sentences` (modified in place where a word has no piece) as flat arrays;
-    `tags`: their Arrow column of tag-id lists to align labels from, or None for no labels."""
+    `tags`: their Arrow column of tag-id lists to align labels from, or None for no labels;
+    `context(rows, own_pieces)`: the rows with document context added (`_with_document_context`)."""
     n = len(sentences)
     unk = tokenizer.unk_token
     # Per feature: (example, window_start, window_end, ids, type_ids, word_ids with None).
     rows: list[tuple[int, int, int, list[int], list[int], list[int | None]]] = []
     pending: list[tuple[int, int, int]] = []  # windows still to tokenize: (row index, start, end)
+    own_pieces: list[list[int]] = []  # each sentence's pieces without specials (document context)
     replaced = 0
     for lo in range(0, n, _CHUNK):
         chunk = sentences[lo:lo + _CHUNK]
@@ -221,6 +244,8 @@ def _piece_arrays(sentences: list[list[str]], tags: Any, encoder: Any, tokenizer
                 sentences[i] = words
                 enc = encoder.encode(words, is_pretokenized=True, add_special_tokens=True)
                 word_ids = enc.word_ids
+            if context is not None:
+                own_pieces.append([t for t, w in zip(enc.ids, word_ids) if w is not None])
             if len(enc.ids) <= max_seq_length:
                 rows.append((i, 0, len(words), enc.ids, enc.type_ids, word_ids))
                 continue
@@ -249,6 +274,8 @@ def _piece_arrays(sentences: list[list[str]], tags: Any, encoder: Any, tokenizer
         finally:
             encoder.no_truncation()
     logger.debug("%d sentences -> %d features (%d windows of long sentences)", n, len(rows), len(pending))
+    if context is not None:
+        rows = context(rows, own_pieces)
 
     lengths = np.fromiter((len(r[3]) for r in rows), dtype=np.int64, count=len(rows))
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -289,6 +316,32 @@ def _to_arrow(flat: FlatFeatures, first: int) -> Any:
     for name in ("window_start", "window_end", "length"):
         out[name] = pa.array(flat.rows[name])
     return pa.table(out)
+
+
+def _with_document_context(rows: list[Any], own: list[list[int]], *, table: Any, before: Any, after: Any, encoder: Any,
+                           size: int, max_seq_length: int) -> list[Any]:
+    """`rows` with context pieces around every row that holds a whole sentence (tokclf.text.context)."""
+    import pyarrow as pa
+
+    def pieces_of(part: Any) -> list[list[int]]:
+        if part is None or part.num_rows == 0:
+            return []
+        encodings = encoder.encode_batch(part.column(TOKENS).to_pylist(), is_pretokenized=True, add_special_tokens=False)
+        return [enc.ids for enc in encodings]
+
+    names = context_columns(table.column_names)
+    parts = [p.select(names) for p in (before, table, after) if p is not None and p.num_rows]
+    link = continues(pa.concat_tables(parts)) if len(parts) > 1 else continues(table.select(names))
+    head = pieces_of(before)
+    pieces = head + own + pieces_of(after)
+    lefts, rights = neighbour_pieces(pieces, link, size, range(len(head), len(head) + len(own)))
+    windows = np.bincount([row[0] for row in rows], minlength=len(own))
+    out = []
+    for i, start, end, ids, type_ids, word_ids in rows:
+        if windows[i] == 1:  # a sentence cut into windows already fills max_seq_length: no context
+            ids, type_ids, word_ids = add_context(ids, type_ids, word_ids, lefts[i], rights[i], max_seq_length)
+        out.append((i, start, end, ids, type_ids, word_ids))
+    return out
 
 
 def _labels(

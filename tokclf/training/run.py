@@ -87,6 +87,7 @@ def tokenize_splits(params: TokenClassificationParams, data: LabelledData, token
         name: tokenize_split(
             data.splits[name], tokenizer, max_seq_length=params.max_seq_length, stride=params.stride,
             strategy=strategy, label_names=data.label_names, with_labels=name == params.train_split,
+            document_context=params.document_context,
         )
         for name in names
     }
@@ -113,7 +114,7 @@ def _scorer(params: TokenClassificationParams, tokenizer: Any, data: LabelledDat
     return functools.partial(
         score_sentences, tokenizer=tokenizer, sentences=data.splits[split], label_names=data.label_names,
         max_seq_length=params.max_seq_length, stride=params.stride, mixed_precision=params.mixed_precision,
-        features=features, decoding=params.decoding,
+        features=features, decoding=params.decoding, document_context=params.document_context,
     )
 
 
