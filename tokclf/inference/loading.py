@@ -89,7 +89,7 @@ def context_setting(saved: dict[str, Any], document_context: int | None = None) 
     chosen = document_context if document_context is not None else saved.get("document_context", 0)
     if not isinstance(chosen, int) or isinstance(chosen, bool) or chosen < 0:
         raise TokclfError(f"document_context must be a whole number >= 0, got {chosen!r}", where="document_context",
-                          fix="use 0 (off) or a number of subword pieces, e.g. 64.")
+                          fix="use 0 (off) or a number of subword pieces, e.g. 64.", code="E3031")
     return chosen
 
 
