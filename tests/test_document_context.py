@@ -154,6 +154,36 @@ def test_documents_from_a_document_column_csv(tmp_path):
     assert "document ids" in str(err.value)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_document_column_through_the_streaming_ingest(tmp_path, suffix):
+    """The pipeline's ingest reads tabular files in batches; with document_column the file comes
+    as one batch, so a document's rows are grouped even when they are batches apart."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tokclf.data.ingest import disk_sink, load_labelled_data
+
+    rows = [(["a"], ["O"], "x"), (["b"], ["O"], "y"), (["c"], ["O"], "x"), (["d"], ["O"], "y")]
+    path = tmp_path / f"train{suffix}"
+    if suffix == ".csv":
+        path.write_text("tokens,tags,doc\n" + "".join(f'"{t}","{g}",{d}\n' for t, g, d in rows), encoding="utf-8")
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"tokens": t, "tags": g, "doc": d}) + "\n" for t, g, d in rows),
+                        encoding="utf-8")
+    else:
+        pq.write_table(pa.table({"tokens": [r[0] for r in rows], "tags": [r[1] for r in rows],
+                                 "doc": [r[2] for r in rows]}), path)
+    out = tmp_path / "prepared"
+    out.mkdir()
+    data = load_labelled_data(str(path), test_split=None, document_column="doc", sink=disk_sink(out),
+                              batch_sentences=1)
+    ds = data.splits["train"]
+    assert ds[TOKENS][:] == [["a"], ["c"], ["b"], ["d"]]
+    assert ds[DOCUMENT][:] == [0, 0, 1, 1] and ds[SENTENCE][:] == [0, 1, 0, 1]
+
+
 def test_documents_from_brat_standoff_sentences(tmp_path):
     from tokclf.data.ingest import load_labelled_data
 
