@@ -173,7 +173,9 @@ def test_cancelling_a_deployment_run_checkpoints_the_training(tiny_model_dir, ne
     shutil.copytree(ner_jsonl_dir, project / "source")
     config = write_params(project, tiny_model_dir, project / "source", checkpoint_minutes=0.00001)
     spec = yaml.safe_load(config.read_text())
-    spec["train"].update(epochs=6, batch_size=4)  # 72 steps, a checkpoint after each
+    # 3,600 steps with a checkpoint after each: far more than can run before the cancel lands, even
+    # on a loaded machine where starting the `prefect flow-run cancel` CLI takes seconds.
+    spec["train"].update(epochs=300, batch_size=4, early_stopping_patience=0)  # 0: no early stop
     config.write_text(yaml.safe_dump(spec, sort_keys=False))
     checkpoints = project / "outputs" / ".tiny.run" / "checkpoints"
     prefect = str(Path(sys.executable).parent / "prefect")
@@ -206,7 +208,7 @@ def test_cancelling_a_deployment_run_checkpoints_the_training(tiny_model_dir, ne
         wait_for(lambda: "the training process stopped" in logs[1].read_text(), 60, "the training's exit", logs)
         out = logs[1].read_text()
         assert "the training process stopped (exit status 143)" in out, out[-4000:]
-        stopped = re.search(r"interrupted at step (\d+) of 72; run the same command again to resume", out)
+        stopped = re.search(r"interrupted at step (\d+) of 3600; run the same command again to resume", out)
         assert stopped and int(stopped.group(1)) in steps(), out[-4000:]
         assert not Path(f"/proc/{child}").exists()  # no orphan training on
         assert not (project / "outputs" / "tiny").exists() and not (project / "reports" / "metrics.json").exists()
