@@ -139,6 +139,30 @@ def _flow_runs_train_task(workdir: Path) -> list:
         return [t for t in tasks if t.task_key.startswith("train")]
 
 
+def _flow_run_with_training(root: Path, harness: Path, log_path: Path) -> tuple[subprocess.Popen, int]:
+    """`python -m flows run` on `root` in a session of its own (output to `log_path`), once the
+    train task has started its training process, and that process's pid (from the task's log
+    line). The caller kills the session if the test ends before it."""
+    import re
+    import sys
+
+    from conftest import wait_until
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(harness)}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "flows", "run", "--config", "params.yaml", "--workdir", str(root)],
+                                cwd=Path(__file__).parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        started = wait_until(lambda: re.search(r"training process started \(pid (\d+)\)", log_path.read_text()),
+                             proc, timeout=600)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, int(started.group(1))
+
+
 def test_sigkilled_training_process_is_retried_by_the_task_and_resumes(harness, tiny_model_dir, ner_jsonl_dir,
                                                                         tmp_path):
     """The out-of-memory killer's way: SIGKILL to the training process alone, after epoch 1. The
@@ -147,10 +171,8 @@ def test_sigkilled_training_process_is_retried_by_the_task_and_resumes(harness, 
     optimizer steps, same scores). The Hub token in the parameters reaches the training process
     through its environment only: not its command line, its parameters file, or any log."""
     import re
-    import sys
 
     from conftest import wait_until
-    from prefect.settings import PREFECT_API_URL
 
     from flows.training import training_flow
     from tokclf.pipeline.paths import METRICS, PUBLISH
@@ -158,16 +180,9 @@ def test_sigkilled_training_process_is_retried_by_the_task_and_resumes(harness, 
     root = _retry_project(tmp_path / "project", tiny_model_dir, ner_jsonl_dir)
     model = root / "outputs" / "tiny"
     checkpoints = model.parent / ".tiny.run" / "checkpoints"
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(harness)}
     log_path = tmp_path / "flow.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "flows", "run", "--config", "params.yaml", "--workdir", str(root)],
-                                cwd=Path(__file__).parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc, child = _flow_run_with_training(root, harness, log_path)
     try:
-        started = wait_until(lambda: re.search(r"training process started \(pid (\d+)\)", log_path.read_text()),
-                             proc, timeout=600)
-        child = int(started.group(1))
         # The token: in the child's environment, not on its command line nor in its parameters file.
         cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         assert TOKEN.encode() not in b" ".join(cmdline)
@@ -216,24 +231,15 @@ def test_sigterm_of_the_flow_run_reaches_the_training_process_which_checkpoints(
     the training finishes its step, writes a checkpoint, exits 143, and is gone when the flow run's
     process has exited. Nothing publishable is left."""
     import re
-    import sys
 
     from conftest import wait_until
-    from prefect.settings import PREFECT_API_URL
 
     root = _retry_project(tmp_path / "project", tiny_model_dir, ner_jsonl_dir)
     model = root / "outputs" / "tiny"
     checkpoints = model.parent / ".tiny.run" / "checkpoints"
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(harness)}
     log_path = tmp_path / "flow.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "flows", "run", "--config", "params.yaml", "--workdir", str(root)],
-                                cwd=Path(__file__).parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc, child = _flow_run_with_training(root, harness, log_path)
     try:
-        started = wait_until(lambda: re.search(r"training process started \(pid (\d+)\)", log_path.read_text()),
-                             proc, timeout=600)
-        child = int(started.group(1))
         wait_until(lambda: any(s >= 3 for s in _steps(checkpoints)), proc, timeout=600)
         os.killpg(proc.pid, signal.SIGTERM)  # as the runner cancels: the flow run's whole group
         proc.wait(timeout=600)
