@@ -59,3 +59,21 @@ def test_evaluation_mode_keeps_the_stock_loss(tiny_model_dir, tmp_path):
     batch = {"input_ids": torch.randint(1000, 2000, (1, 4)), "labels": torch.tensor([[0, 1, 0, 1]])}
     with torch.no_grad():
         assert float(trainer.compute_loss(model, dict(batch))) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+
+
+@pytest.mark.parametrize("per_token_loss, sampling, expected", [
+    (True, "group_by_length", 3.0), (True, "random", 3.0), (False, "group_by_length", None), (False, "random", None)])
+def test_loss_weighting_is_independent_of_the_batch_order(tiny_model_dir, tmp_path, per_token_loss, sampling, expected):
+    """`loss_weighting` and `batch_order` are separate switches: the per-token constant is set for
+    either batch order when asked for, and never for the stock mean loss."""
+    import datasets
+    from transformers import AutoModelForTokenClassification, TrainingArguments
+
+    model = AutoModelForTokenClassification.from_pretrained(str(tiny_model_dir))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=2,
+                             train_sampling_strategy=sampling, length_column_name="length")
+    train = datasets.Dataset.from_dict({"input_ids": [[1, 2, 3], [1, 2], [1, 2, 3, 4]], "length": [3, 2, 4],
+                                        "labels": [[-100, 0, 1], [0, -100], [0, 1, 1, -100]]})
+    trainer = TokclfTrainer(model=model, args=args, train_dataset=train, per_token_loss=per_token_loss)
+    # 6 labelled tokens over ceil(3 / 2) = 2 steps.
+    assert trainer.tokens_per_step == (pytest.approx(expected) if expected else None)

@@ -148,9 +148,16 @@ class TokenClassificationParams(BaseModel):
     # and per-token loss against the stock Trainer's on each dataset (docs/accuracy.md).
     batch_order: Literal["length_grouped", "random"] = Field(
         default="length_grouped",
-        description="'length_grouped': sentences of similar length batched together, batches shuffled, and a "
-        "loss that weighs every labelled token the same (tokclf/training/sampling.py); 'random': the stock "
-        "Trainer's random batches and its mean loss per batch (more padding, slower steps).",
+        description="'length_grouped': sentences of similar length batched together, batches shuffled "
+        "(tokclf/training/sampling.py: less padding, faster steps); 'random': the stock Trainer's random "
+        "batches (more padding, slower steps).",
+    )
+    # tokclf: loss weighting (issue 13), separate from the batch order so each can be measured alone.
+    loss_weighting: Literal["token", "batch"] = Field(
+        default="token",
+        description="'token': the loss summed over labelled tokens and divided by the epoch's mean labelled "
+        "tokens per optimizer step, so every token weighs the same whatever its batch; 'batch': the stock "
+        "Trainer's mean over each batch's labelled tokens (a token in a batch of short sentences weighs more).",
     )
 
     # --- performance -----------------------------------------------------------------------------

@@ -294,6 +294,7 @@ def fit(
         scorer=scorer,
         sparse_embeddings=sparse,
         fingerprint=fingerprint,
+        per_token_loss=params.loss_weighting == "token",
     )
     mark("trainer_setup")
     started = time.perf_counter()

@@ -2,9 +2,9 @@
 
 - Batches are grouped by length, then shuffled (`tokclf.training.sampling`), on one process;
   under DDP transformers' distributed length-grouped sampler shards the data.
-- The training loss is summed over labelled tokens and divided by the epoch's mean labelled tokens
-  per optimizer step (`tokens_per_step`), so every token weighs the same whatever the length of
-  the batch it was grouped into.
+- With `loss_weighting="token"` the training loss is summed over labelled tokens and divided by
+  the epoch's mean labelled tokens per optimizer step (`tokens_per_step`), so every token weighs
+  the same whatever the length of the batch it was grouped into; "batch" keeps the stock mean.
 - With row-sparse word-embedding updates (`tokclf.training.sparse_embeddings`) gradient clipping
   and the logged norm go through tokclf (torch's clip_grad_norm_ has no sparse kernel).
 - Checkpoints are written atomically (`_save_checkpoint`: into `checkpoints/.partial`, a
@@ -55,8 +55,7 @@ def arrow_column(dataset: Any, name: str) -> Any:
 
 def tokclf_batching(args: Any) -> bool:
     """Batches grouped by length on one process: tokclf's own batch order (tokclf.training.sampling)
-    and per-token loss apply. Under DDP transformers' distributed length-grouped sampler and its
-    loss run unchanged."""
+    applies. Under DDP transformers' distributed length-grouped sampler runs unchanged."""
     return args.train_sampling_strategy == "group_by_length" and args.world_size <= 1
 
 
@@ -121,10 +120,13 @@ class TokclfTrainer(Trainer):
     scorer: model -> metrics dict of the validation split (`tokclf.evaluation.scoring`), or None
         when the run has no validation split.
     sparse_embeddings: the word embeddings get row-sparse gradients (clipping through tokclf).
+    per_token_loss: the per-token loss (`loss_weighting="token"`) on one process; else the stock
+        mean loss per batch. Under DDP the stock loss always runs.
     """
 
     def __init__(self, *args: Any, scorer: Callable[[Any], dict[str, Any]] | None = None,
-                 sparse_embeddings: bool = False, fingerprint: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                 sparse_embeddings: bool = False, fingerprint: dict[str, Any] | None = None,
+                 per_token_loss: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.scorer = scorer
         # What a run resuming from this run's checkpoints must match (written into each one).
@@ -140,7 +142,8 @@ class TokclfTrainer(Trainer):
         self.sparse_embeddings = sparse_embeddings
         self.tokens_per_step: float | None = None
         dataset = self.train_dataset
-        if tokclf_batching(self.args) and dataset is not None and "labels" in dataset.column_names:
+        if (per_token_loss and self.args.world_size <= 1 and dataset is not None
+                and "labels" in dataset.column_names):
             self.tokens_per_step = mean_tokens_per_step(
                 arrow_column(dataset, "labels"),
                 self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps)
