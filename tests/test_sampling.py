@@ -89,3 +89,23 @@ def test_training_draws_its_batches_from_the_shuffled_sampler(tiny_model_dir, ne
     result = train(params)
     assert len(seen) == 2  # one order per epoch
     assert seen[0] == list(range(len(seen[0]))) and len(seen[0]) == result.metrics["train"]["features"]
+
+
+def test_length_grouping_trades_padding_for_variety():
+    """Groups of fewer batches pad more but mix lengths more: 1 batch per group is random batches
+    (as padded as the stock order), more batches per group pad less."""
+    lengths = _lengths(4000)
+    padded = {}
+    spread = {}
+    for mult in (1, 4, 50):
+        batches = length_grouped_batches(lengths, 16, mega_batch_mult=mult, generator=torch.Generator().manual_seed(3))
+        assert sorted(i for b in batches for i in b) == list(range(4000))
+        padded[mult] = _padded_tokens(batches, lengths)
+        spread[mult] = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    order = torch.randperm(4000, generator=torch.Generator().manual_seed(3)).tolist()
+    random_padded = _padded_tokens([order[i:i + 16] for i in range(0, 4000, 16)], lengths)
+    assert 0.9 * random_padded < padded[1] < 1.1 * random_padded
+    assert padded[50] < padded[4] < 0.75 * padded[1]
+    assert spread[1] > spread[4] > spread[50]
+    sampler = ShuffledLengthGroupedSampler(lengths, 16, seed=1, mega_batch_mult=4)
+    assert sorted(sampler) == list(range(4000))

@@ -152,6 +152,14 @@ class TokenClassificationParams(BaseModel):
         "(tokclf/training/sampling.py: less padding, faster steps); 'random': the stock Trainer's random "
         "batches (more padding, slower steps).",
     )
+    # tokclf: how strongly batches are grouped by length (issue 13): the trade between padding
+    # (speed) and the variety of sentences within a batch (accuracy in short runs).
+    length_grouping: int = Field(
+        default=50, ge=1, le=1000,
+        description="With batch_order=length_grouped: the shuffled data is cut into groups of this many "
+        "batches, each group sorted by length and cut into batches. 1 = random batches; larger = less "
+        "padding but batches of ever more similar sentences (transformers' group_by_length uses 50).",
+    )
     # tokclf: loss weighting (issue 13), separate from the batch order so each can be measured alone.
     loss_weighting: Literal["token", "batch"] = Field(
         default="token",

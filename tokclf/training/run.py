@@ -295,6 +295,7 @@ def fit(
         sparse_embeddings=sparse,
         fingerprint=fingerprint,
         per_token_loss=params.loss_weighting == "token",
+        length_grouping=params.length_grouping,
     )
     mark("trainer_setup")
     started = time.perf_counter()

@@ -67,9 +67,11 @@ class ShuffledLengthGroupedSampler(torch.utils.data.Sampler[int]):
     the order comes from `generator` or torch's global generator."""
 
     def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int,
-                 generator: torch.Generator | None = None, seed: int | None = None) -> None:
+                 generator: torch.Generator | None = None, seed: int | None = None,
+                 mega_batch_mult: int = 50) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
+        self.mega_batch_mult = mega_batch_mult
         self.generator = generator
         self.seed = seed
         self.epoch = 0
@@ -84,5 +86,5 @@ class ShuffledLengthGroupedSampler(torch.utils.data.Sampler[int]):
         generator = self.generator
         if self.seed is not None:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        for batch in _batches(self.lengths, self.batch_size, 50, generator):
+        for batch in _batches(self.lengths, self.batch_size, self.mega_batch_mult, generator):
             yield from batch.tolist()

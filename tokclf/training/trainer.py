@@ -120,13 +120,14 @@ class TokclfTrainer(Trainer):
     scorer: model -> metrics dict of the validation split (`tokclf.evaluation.scoring`), or None
         when the run has no validation split.
     sparse_embeddings: the word embeddings get row-sparse gradients (clipping through tokclf).
+    length_grouping: batches per length-sorted group of the batch order (`length_grouping`).
     per_token_loss: the per-token loss (`loss_weighting="token"`) on one process; else the stock
         mean loss per batch. Under DDP the stock loss always runs.
     """
 
     def __init__(self, *args: Any, scorer: Callable[[Any], dict[str, Any]] | None = None,
                  sparse_embeddings: bool = False, fingerprint: dict[str, Any] | None = None,
-                 per_token_loss: bool = True, **kwargs: Any) -> None:
+                 per_token_loss: bool = True, length_grouping: int = 50, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.scorer = scorer
         # What a run resuming from this run's checkpoints must match (written into each one).
@@ -140,6 +141,7 @@ class TokclfTrainer(Trainer):
         # those of the evaluation of the model it ends with, not a second pass over the split.
         self.scores_by_step: dict[int, dict[str, Any]] = {}
         self.sparse_embeddings = sparse_embeddings
+        self.length_grouping = length_grouping
         self.tokens_per_step: float | None = None
         dataset = self.train_dataset
         if (per_token_loss and self.args.world_size <= 1 and dataset is not None
@@ -161,7 +163,8 @@ class TokclfTrainer(Trainer):
             lengths = arrow_column(dataset, self.args.length_column_name).to_numpy()
             # Seeded per epoch (not from the global generator): a resumed run rebuilds the order.
             return ShuffledLengthGroupedSampler(
-                lengths, batch, seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+                lengths, batch, seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+                mega_batch_mult=self.length_grouping)
         return super()._get_train_sampler(train_dataset)
 
     def _get_output_dir(self, trial):
