@@ -7,9 +7,10 @@ Arms (same model, epochs, lr, batch, precision, data and seed):
 - `plain`: run_ner.py's way: labels on each word's first subword, -100 on the rest,
   `DataCollatorForTokenClassification`, the stock `Trainer` (its random batch order and its mean
   loss per batch), no warmup, the model of the last epoch, argmax.
-- `tokclf`: tokclf's training path (`tokclf.training.run.fit`) with tokclf's defaults (subword
-  labels as `--subword-labels` says, shuffled length-grouped batches, the per-token loss, warmup
-  0.1, CPU speed levers), the best epoch on validation F1.
+- `tokclf`: tokclf's training path (`tokclf.training.run.fit`) with tokclf's defaults (first-subword
+  labels, shuffled batches from groups of 4 length-sorted batches, the per-token loss, no warmup,
+  CPU speed levers, Viterbi decoding), the best epoch on validation F1; `--set KEY=JSON` changes
+  one parameter of it (the ablations in docs/accuracy.md).
 - `tokclf-first`, `tokclf-all`: the same with `subword_labels` forced, to choose that default.
 
 Every model is scored by tokclf's word-level seqeval scoring (each word's first subword; entity
@@ -264,41 +265,39 @@ def _spread(values: list[float]) -> str:
 
 
 def table(rows: list[dict[str, Any]], arms: list[str], datasets_: list[str]) -> str:
+    """Test F1 per dataset and arm (mean ± half the range over seeds, and the difference of the means
+    to the plain recipe over the seeds both ran), the mean difference per arm, then decoding and epoch choice per tokclf arm."""
     def vals(ds: str, arm: str, key: str) -> list[float]:
         return [r[key] for r in rows if r["dataset"] == ds and r["arm"] == arm and key in r]
 
-    from tokclf.text.alignment import AUTO_MULTI_PIECE_SHARE
+    def by_seed(ds: str, arm: str) -> dict[int, float]:
+        return {r["seed"]: r["test_f1"] for r in rows if r["dataset"] == ds and r["arm"] == arm and "test_f1" in r}
 
-    def auto_arm(ds: str, share: float | None) -> str | None:
-        """The tokclf arm subword_labels="auto" amounts to on this data (rows of the run's arms)."""
-        if any(r.get("subword_param") == "auto" for r in rows if r["dataset"] == ds and r["arm"] == "tokclf"):
-            return "tokclf"  # the run's tokclf arm already ran with "auto"
-        if share is None:
-            return None
-        arm = "tokclf-first" if share > AUTO_MULTI_PIECE_SHARE else "tokclf-all"
-        if arm == "tokclf-all" and not vals(ds, arm, "test_f1"):
-            arm = "tokclf"  # the tokclf arm of a run from before "auto" used "all"
-        return arm if vals(ds, arm, "test_f1") else None
+    def share(ds: str) -> Any:
+        return next((r.get("multi_piece_share") for r in rows if r["dataset"] == ds and r.get("multi_piece_share")), "-")
 
-    lines = ["| dataset | multi-piece words | " + " | ".join(arms) + " | auto (the default) | auto − plain |",
-             "|---|---:|" + "---:|" * len(arms) + "---|---:|"]
-    diffs = []
+    lines = ["| dataset | multi-piece words | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    diffs: dict[str, list[float]] = {a: [] for a in arms}
     for ds in datasets_:
-        share = next((r.get("multi_piece_share") for r in rows if r["dataset"] == ds and "multi_piece_share" in r), None)
-        cells = [_spread(vals(ds, a, "test_f1")) for a in arms]
-        arm = auto_arm(ds, share)
-        tok = vals(ds, arm, "test_f1") if arm else []
-        plain = vals(ds, "plain", "test_f1")
-        diff = statistics.mean(tok) - statistics.mean(plain) if tok and plain else None
-        if diff is not None:
-            diffs.append(diff)
-        lines.append(f"| {ds} | {share if share is not None else '-'} | " + " | ".join(cells)
-                     + f" | {arm or '-'}: {_spread(tok)} | {f'{diff:+.4f}' if diff is not None else '-'} |")
-    if diffs:
-        lines.append("| mean |" + " |" * (len(arms) + 2) + f" {statistics.mean(diffs):+.4f} |")
+        plain = by_seed(ds, "plain")
+        cells = []
+        for a in arms:
+            v = by_seed(ds, a)
+            cell = _spread(list(v.values())) + (f" (n={len(v)})" if v else "")
+            common = sorted(set(v) & set(plain))
+            if common and a != "plain":
+                # Over the seeds both arms ran: a seed that is hard for both (WNUT-16 has some)
+                # moves both means, not the difference.
+                d = statistics.mean(v[s] for s in common) - statistics.mean(plain[s] for s in common)
+                diffs[a].append(d)
+                cell += f", {d:+.4f}"
+            cells.append(cell)
+        lines.append(f"| {ds} | {share(ds)} | " + " | ".join(cells) + " |")
+    lines.append("| mean − plain | | " + " | ".join(
+        f"{statistics.mean(diffs[a]):+.4f} ({len(diffs[a])} datasets)" if diffs[a] else "" for a in arms) + " |")
     lines += ["", "Decoding and epoch choice, tokclf arms (test F1, mean over seeds):", "",
-              "| dataset | arm | argmax, best epoch | viterbi, best epoch | argmax, last epoch | viterbi, last epoch |",
-              "|---|---|---:|---:|---:|---:|"]
+              "| dataset | arm | argmax, best epoch | viterbi, best epoch | argmax, last epoch | viterbi, last epoch | runs whose best epoch was not the last |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for ds in datasets_:
         for arm in arms:
             if arm == "plain":
@@ -307,7 +306,10 @@ def table(rows: list[dict[str, Any]], arms: list[str], datasets_: list[str]) -> 
             cells = [vals(ds, arm, k) for k in keys]
             if not cells[0]:
                 continue
-            lines.append(f"| {ds} | {arm} | " + " | ".join(f"{statistics.mean(c):.4f}" for c in cells) + " |")
+            runs = [r for r in rows if r["dataset"] == ds and r["arm"] == arm and "epochs" in r]
+            not_last = sum(1 for r in runs if r.get("best_epoch_viterbi") != r["epochs"][-1]["epoch"])
+            lines.append(f"| {ds} | {arm} | " + " | ".join(f"{statistics.mean(c):.4f}" for c in cells)
+                         + f" | {not_last} of {len(runs)} |")
     return "\n".join(lines)
 
 
@@ -326,13 +328,15 @@ def main() -> None:
     ap.add_argument("--doc", action="store_true", help="write the table into docs/benchmarks.md")
     ap.add_argument("--set", action="append", default=[], help="tokclf arms: KEY=JSON_VALUE parameter override")
     ap.add_argument("--table-only", action="store_true", help="only print (and with --doc write) the table of --out")
-    ap.add_argument("--merge", nargs="*", default=[], help="with --table-only: add the rows of these result files")
+    ap.add_argument("--merge", nargs="*", default=[],
+                    help="with --table-only: add the rows of these result files; FILE:LABEL renames their "
+                         "tokclf rows to arm LABEL (e.g. an ablation run with --set), to table it as a column")
     args = ap.parse_args()
     args.precision = None if args.precision == "none" else args.precision
     datasets_ = [d for d in args.datasets.split(",") if d]
     arms = [a for a in args.arms.split(",") if a]
     for a in arms:
-        if a not in ARMS:
+        if a not in ARMS and not args.table_only:
             raise SystemExit(f"unknown arm {a!r}; choose from {', '.join(ARMS)}")
     seeds = [int(s) for s in args.seeds.split(",") if s]
 
@@ -348,9 +352,11 @@ def main() -> None:
     settings = {k: getattr(args, k) for k in ("max_train_sentences", "max_eval_sentences", "epochs", "lr",
                                                 "batch_size", "precision", "set")}
     if args.table_only:
-        rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
+        rows = json.loads(out.read_text(encoding="utf-8"))["rows"] if out.is_file() else []
         for extra in args.merge:  # rows of other runs with the same settings (e.g. one arm run apart)
-            rows += json.loads(Path(extra).read_text(encoding="utf-8"))["rows"]
+            path, _, label = extra.partition(":")
+            more = json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
+            rows += [dict(r, arm=label) if label and r["arm"] == "tokclf" else r for r in more]
         _report(rows, arms, datasets_, seeds, settings, out, args)
         return
     # The plain recipe and tokclf's defaults on every dataset and seed first (the comparison the

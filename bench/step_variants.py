@@ -16,7 +16,8 @@ padding), bs32 (32 sentences per batch; compare per sentence), compile (torch.co
 shapes; its compile time is reported apart, not counted in the per-sentence time), lazyemb
 (row-sparse AdamW on the word embeddings, tokclf.training.sparse_embeddings), hfwalk (batches in
 transformers' LengthGroupedSampler order instead of tokclf's shuffled length-grouped order; the same
-batches' padding).
+batches' padding), groupN (batches from groups of N batches sorted by length, tokclf's
+`length_grouping`, instead of 50: group1 is random batches).
 Writes bench/results/step_variants.json.
 """
 
@@ -38,7 +39,7 @@ KNOWN = {"stock", "fastdrop", "fastdrop_noatt", "freeze", "pad1", "bs32", "compi
 
 
 def batches_for(rows: list[dict], tokenizer: Any, batch_size: int, pad_multiple: int | None, seed: int,
-                hf_walk: bool = False) -> list[dict]:
+                hf_walk: bool = False, group: int = 50) -> list[dict]:
     """Batches in `tokclf train`'s order (tokclf.training.sampling: length-grouped, then shuffled), or with
     hf_walk in transformers' LengthGroupedSampler order (each mega-batch longest to shortest)."""
     import torch
@@ -54,7 +55,7 @@ def batches_for(rows: list[dict], tokenizer: Any, batch_size: int, pad_multiple:
         order = get_length_grouped_indices(lengths, batch_size, generator=generator)
         groups = [order[j:j + batch_size] for j in range(0, len(order), batch_size)]
     else:
-        groups = length_grouped_batches(lengths, batch_size, generator=generator)
+        groups = length_grouped_batches(lengths, batch_size, mega_batch_mult=group, generator=generator)
     collate = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_multiple)
     return [collate([rows[i] for i in g]) for g in groups]
 
@@ -130,7 +131,7 @@ def main() -> None:
     args = ap.parse_args()
     variants = {v: set(v.split("+")) for v in args.variants}
     for v, parts in variants.items():
-        if parts - KNOWN:
+        if {p for p in parts if not (p.startswith("group") and p[5:].isdigit())} - KNOWN:
             raise SystemExit(f"unknown variant part(s) {sorted(parts - KNOWN)} in {v!r}; known: {sorted(KNOWN)}")
 
     import torch
@@ -151,7 +152,9 @@ def main() -> None:
     runs: dict[str, dict[str, Any]] = {}
     for name, parts in variants.items():
         bs = 32 if "bs32" in parts else 16
-        batches = batches_for(rows, tokenizer, bs, None if "pad1" in parts else 8, seed=0, hf_walk="hfwalk" in parts)
+        group = next((int(p[5:]) for p in parts if p.startswith("group") and p[5:].isdigit()), 50)
+        batches = batches_for(rows, tokenizer, bs, None if "pad1" in parts else 8, seed=0, hf_walk="hfwalk" in parts,
+                              group=group)
         model, opt = make_model(parts, model_path, data.num_labels)
         warm = time.perf_counter()
         for b in batches[:3]:  # warm-up: kernel selection (and compilation) for the first shapes

@@ -156,7 +156,7 @@ def test_body_sections(written):
         for name, row in metrics[role]["per_type"].items():
             assert f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |" in body
     # usage
-    assert 'pipeline("token-classification", model="alice/tiny-ner", aggregation_strategy="simple")' in body
+    assert 'pipeline("token-classification", model="alice/tiny-ner", aggregation_strategy="first")' in body
     # parameters, without the token; validation summary; limitations
     assert "| `lr` |" in body and "| `hub_private` | true |" in body
     assert "0 error(s)" in body and "validation_report.json" in body
@@ -240,3 +240,17 @@ def test_fingerprint_is_format_independent():
 ])
 def test_is_hub_id(name, expected):
     assert is_hub_id(name) is expected
+
+
+@pytest.mark.parametrize("subword_labels, recorded, expected", [
+    ("all", None, "simple"), ("first", None, "first"), ("auto", "all", "simple"), ("auto", "first", "first"),
+    ("auto", None, "first")])
+def test_card_example_aggregates_as_the_model_was_trained(tmp_path, subword_labels, recorded, expected):
+    """Continuation pieces of a first-piece model are untrained: its card shows "first" (the word
+    labels tokclf scored); a model trained on every piece shows "simple" (whole words from pieces)."""
+    from tokclf.publishing.card import pipeline_aggregation
+
+    if recorded:
+        (tmp_path / "training_params.json").write_text(json.dumps({"subword_labels_chosen": {"chosen": recorded}}))
+    params = TokenClassificationParams(data_path="d", project_name="p", subword_labels=subword_labels)
+    assert pipeline_aggregation(params, tmp_path) == expected

@@ -313,6 +313,18 @@ def _training_summary(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
     return parts
 
 
+def pipeline_aggregation(params: TokenClassificationParams, model_dir: Path | None) -> str:
+    """The `aggregation_strategy` the card's example uses: "first" (each word's label from its first
+    piece, as tokclf trained and scored it) for a model whose continuation pieces were not trained
+    (subword_labels "first", or "auto" choosing it: training_params.json records the choice), else
+    "simple" (every piece carries its word's label, so merging pieces gives whole words)."""
+    chosen = params.subword_labels
+    if chosen == "auto" and model_dir is not None and (model_dir / "training_params.json").is_file():
+        recorded = json.loads((model_dir / "training_params.json").read_text(encoding="utf-8"))
+        chosen = (recorded.get("subword_labels_chosen") or {}).get("chosen", chosen)
+    return "simple" if chosen == "all" else "first"
+
+
 def card_context(
     params: TokenClassificationParams,
     data: LabelledData,
@@ -341,6 +353,7 @@ def card_context(
         "training": _training_summary(metrics), "parameters": _parameter_rows(params), "versions": versions or {},
         "data_splits": _data_rows(data, roles, fingerprints), "validation": _validation_summary(report),
         "model_max_length": _model_max_length(model_dir),
+        "aggregation": pipeline_aggregation(params, model_dir),
     }
 
 
