@@ -101,8 +101,8 @@ def test_stages_hold_one_batch_at_a_time_and_match_the_in_memory_path(corpus, ti
 
     features, meta = store.load_features(tmp_path / "features")
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    expected = feats.tokenize_split(in_memory.splits["train"], tokenizer, max_seq_length=32, stride=4, strategy="all",
-                                    label_names=in_memory.label_names)
+    expected = feats.tokenize_split(in_memory.splits["train"], tokenizer, max_seq_length=32, stride=4,
+                                    strategy=params.subword_labels, label_names=in_memory.label_names)
     assert len(features["train"]) == len(expected) > 1000  # the long sentences became several windows
     for column in ("input_ids", "labels", "word_ids", "example", "window_start", "window_end", "length"):
         assert features["train"][column][:] == expected[column][:], column

@@ -91,3 +91,30 @@ def test_sigterm_before_training_starts_keeps_nothing_half_written(tiny_model_di
     assert proc.wait(timeout=120) == 143, "".join(seen) + rest
     assert "Traceback" not in rest and ("nothing was written" in rest or "run the same command again" in rest), rest
     assert not out.exists()
+
+
+def test_signal_during_a_log_line_before_training_is_not_swallowed(capsys):
+    """A signal whose handler runs inside a logging handler's emit must not raise there: logging
+    catches the exception ("--- Logging error ---") and the run would go on. It is noted, and the
+    start of training raises it."""
+    import logging
+
+    from tokclf.training.signals import StopOnSignal, TrainingInterrupted
+
+    stopper = StopOnSignal()
+
+    class Emit(logging.Handler):
+        def emit(self, record):
+            stopper.handle(signal.SIGTERM, sys._getframe())
+
+    logger = logging.getLogger("tokclf.test.signal_in_emit")
+    logger.propagate = False
+    logger.addHandler(Emit())
+    logger.warning("a line")
+    assert "Logging error" not in capsys.readouterr().err
+    assert stopper.signum == signal.SIGTERM
+    with pytest.raises(TrainingInterrupted, match="before training started"):
+        stopper.on_train_begin(None, None, None)
+    # Outside logging the first signal still raises at once.
+    with pytest.raises(TrainingInterrupted):
+        StopOnSignal().handle(signal.SIGTERM, sys._getframe())

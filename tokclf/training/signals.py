@@ -86,6 +86,11 @@ class StopOnSignal(TrainerCallback):
             os._exit(128 + signum)
         self.signum = signum
         if not self.in_loop:
+            if _inside_logging(frame):
+                # logging.Handler.emit catches every exception and prints "--- Logging error ---":
+                # raising here would be swallowed and the run would go on. Noted instead; the next
+                # safe point (the start of training, or the end of the run) raises.
+                return
             raise self.interrupted()
         print(f"\n{signal.Signals(signum).name}: finishing the current step and writing a checkpoint "
               "(send it again to exit at once)", file=sys.stderr, flush=True)
@@ -109,6 +114,8 @@ class StopOnSignal(TrainerCallback):
 
     # --- TrainerCallback ---
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.signum is not None:  # arrived while a log line was being written (see handle)
+            raise self.interrupted()
         self.in_loop = True
         self.step, self.max_steps = state.global_step, state.max_steps
 
@@ -125,6 +132,15 @@ class StopOnSignal(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.in_loop = False
         self.step = state.global_step
+
+
+def _inside_logging(frame: Any) -> bool:
+    """Whether the interrupted code runs inside the logging module (a handler's emit)."""
+    while frame is not None:
+        if frame.f_code.co_filename == logging.__file__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager
