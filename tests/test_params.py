@@ -70,6 +70,8 @@ def test_required_keys_named():
         ({"lr": 0}, "lr"),
         ({"epochs": 0}, "epochs"),
         ({"warmup_ratio": 1.5}, "warmup_ratio"),
+        ({"length_grouping": 0}, "length_grouping"),
+        ({"loss_weighting": "mean"}, "loss_weighting"),
         ({"logging_steps": 0}, "logging_steps"),
         ({"valid_split": "train"}, "valid_split and train_split"),
         ({"stride": 64, "max_seq_length": 128}, "stride=64"),
